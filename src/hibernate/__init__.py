@@ -1,0 +1,44 @@
+"""hibernate: save a whole live Python session to one file and bring it back later.
+
+    import hibernate
+    hibernate.save("analysis.hib")        # the caller's __main__ namespace
+    hibernate.load("analysis.hib")        # in another process, tomorrow
+    hibernate.inspect("analysis.hib")     # what is inside, without running any code
+"""
+
+from __future__ import annotations
+
+from ._api import inspect, load, open, save
+from ._manifest import Entry, Manifest, Skip
+from ._meta import VERSION as __version__
+from ._reports import LoadReport, SavedEntry, SaveReport
+from ._snapshot import Snapshot
+from .errors import (
+    FormatError,
+    HibernateError,
+    IntegrityError,
+    StorageError,
+    UntrustedFileError,
+    VersionError,
+)
+
+__all__ = [
+    "Entry",
+    "FormatError",
+    "HibernateError",
+    "IntegrityError",
+    "LoadReport",
+    "Manifest",
+    "SaveReport",
+    "SavedEntry",
+    "Skip",
+    "Snapshot",
+    "StorageError",
+    "UntrustedFileError",
+    "VersionError",
+    "__version__",
+    "inspect",
+    "load",
+    "open",
+    "save",
+]

@@ -1,0 +1,137 @@
+"""The public functions: thin compositions of capture, format, trust and restore."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import types
+from collections.abc import Iterable
+from typing import Any
+
+from . import _trust
+from ._capture import capture
+from ._format import BlobReader, FileWriter, read_manifest
+from ._manifest import VALUE, Group, Manifest, SerializerRef
+from ._meta import origin, session_info
+from ._reports import LoadReport, SavedEntry, SaveReport
+from ._restore import Restorer, check_trust, describe, select_entries
+from ._select import Selector, is_dunder
+from ._snapshot import Snapshot
+from .storage import resolve
+
+__all__ = ["inspect", "load", "open", "save"]
+
+PathLike = str | os.PathLike[str]
+Names = Iterable[str] | str | None
+
+
+def _namespace(namespace: dict[str, Any] | types.ModuleType | None) -> dict[str, Any]:
+    if namespace is None:
+        return sys.modules["__main__"].__dict__
+    if isinstance(namespace, types.ModuleType):
+        return namespace.__dict__
+    if not isinstance(namespace, dict):
+        raise TypeError("namespace must be a dict or a module")
+    return namespace
+
+
+def _not_yet(**params: object) -> None:
+    for name, value in params.items():
+        if value not in (None, False):
+            raise NotImplementedError(f"{name}={value!r} is not supported yet")
+
+
+def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = None, *,
+         include: Names = None, exclude: Names = None, compression: str | None = None,
+         progress: bool | None = None, storage_options: dict[str, Any] | None = None
+         ) -> SaveReport:
+    """Save every name of ``namespace`` (default: ``__main__``) to one file at ``path``.
+
+    Values that cannot be serialized are skipped and listed in the report with a reason.
+    The file appears atomically: a failed or interrupted save leaves the previous file.
+    """
+    _not_yet(compression=compression)
+    start = time.perf_counter()
+    ns = _namespace(namespace)
+    key = _trust.user_key()
+    store, name = resolve(path, storage_options)
+    captured = capture(ns, Selector(include, exclude), in_ipython=origin() != "script")
+    out = store.open_write(name)
+    try:
+        writer = FileWriter(out)
+        groups = []
+        for gid, cg in enumerate(captured.groups):
+            blobs = tuple(writer.add_blob(b) for b in cg.dumped.buffers)
+            ref = SerializerRef(cg.serializer.name, cg.serializer.version, cg.serializer.config())
+            groups.append(Group(gid, cg.names, ref, cg.dumped.meta, blobs))
+        manifest = Manifest(entries=tuple(captured.entries), groups=tuple(groups),
+                            blobs=writer.blobs, session=session_info(captured.entries))
+        size = writer.finish(manifest, key)
+    except BaseException:
+        out.discard()
+        raise
+    saved = tuple(SavedEntry(e.name, e.kind, e.type_name, e.size, e.shape, e.dtype)
+                  for e in captured.entries if e.skip is None)
+    skipped = {e.name: e.skip for e in captured.entries if e.skip is not None}
+    return SaveReport(os.fspath(path), saved, skipped, size, time.perf_counter() - start)
+
+
+def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = None, *,
+         include: Names = None, exclude: Names = None, trust: bool = False,
+         data_only: bool = False, mmap: bool = False, progress: bool | None = None,
+         storage_options: dict[str, Any] | None = None) -> LoadReport:
+    """Restore a saved session into ``namespace`` (default: ``__main__``).
+
+    Header, trailer, manifest and signature are checked before anything is restored; an
+    untrusted file that needs unpickling raises UntrustedFileError unless ``trust=True``.
+    Names are bound all at once at the end; an entry that fails is reported, not raised.
+    """
+    _not_yet(data_only=data_only, mmap=mmap)
+    start = time.perf_counter()
+    ns = _namespace(namespace)
+    store, name = resolve(path, storage_options)
+    with store.open_read(name) as src:
+        manifest = read_manifest(src, _trust.user_key())
+        chosen, skipped = select_entries(manifest, Selector(include, exclude))
+        trusted = trust or manifest.signature == _trust.SignatureStatus.VALID
+        check_trust(chosen, trusted, os.fspath(path))
+        restorer = Restorer(manifest, BlobReader(src, manifest).read, ns)
+        staging: dict[str, object] = {}
+        failed: dict[str, str] = {}
+        for entry in chosen:
+            try:
+                staging[entry.name] = restorer.value(entry)
+            except Exception as e:  # one entry fails; the others load
+                failed[entry.name] = describe(e)
+    overwritten = tuple(n for n in staging if n in ns)
+    kept = tuple(n for n in ns if n not in staging and not is_dunder(n))
+    ns.update(staging)
+    return LoadReport(os.fspath(path), tuple(staging), failed, skipped, overwritten, kept,
+                      time.perf_counter() - start, manifest.signature, trusted)
+
+
+def inspect(path: PathLike, *, storage_options: dict[str, Any] | None = None) -> Manifest:
+    """The file's manifest: what it holds and how, read without running any of its code."""
+    from dataclasses import replace
+
+    store, name = resolve(path, storage_options)
+    with store.open_read(name) as src:
+        return replace(read_manifest(src, _trust.user_key()), path=os.fspath(path))
+
+
+def open(path: PathLike, *, trust: bool = False, data_only: bool = False,
+         storage_options: dict[str, Any] | None = None) -> Snapshot:
+    """A lazy, read-only mapping over the file's variables; values load on first access."""
+    _not_yet(data_only=data_only)
+    store, name = resolve(path, storage_options)
+    src = store.open_read(name)
+    try:
+        manifest = read_manifest(src, _trust.user_key())
+    except BaseException:
+        src.close()
+        raise
+    trusted = trust or manifest.signature == _trust.SignatureStatus.VALID
+    return Snapshot(os.fspath(path), src, manifest, trusted)
+
+

@@ -1,0 +1,190 @@
+"""Capture a namespace: classify every name, serialize values, group shared objects.
+
+Each name becomes exactly one of: a module reference, an import reference, a value
+(serialized), or skipped with a reason. Values that share objects with identity are put in
+one group and serialized as one stream, so ``b is a`` survives; values that share nothing
+stay independent, so one can be loaded, or fail, without the others.
+
+Non-goals: writing bytes (see _format), deciding trust (see _trust).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import serializers
+from ._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Skip
+from ._select import Selector, ipython_internal, is_dunder
+from .serializers import Dumped
+from .serializers._pickle import bound_namespace
+
+__all__ = ["Captured", "capture"]
+
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, tuple, frozenset, range, type,
+          types.ModuleType, types.BuiltinFunctionType)
+_MISSING = object()
+
+
+@dataclass
+class CapturedGroup:
+    names: tuple[str, ...]
+    serializer: serializers.Serializer
+    dumped: Dumped
+
+
+@dataclass
+class Captured:
+    entries: list[Entry]
+    groups: list[CapturedGroup]
+
+
+def type_name(obj: object) -> str:
+    t = type(obj)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def _import_ref(obj: object, ns: dict[str, Any]) -> tuple[str, str] | None:
+    """(module, qualname) if ``obj`` is importable as that and is the very same object."""
+    if isinstance(obj, types.ModuleType):
+        return None
+    mod = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not isinstance(mod, str) or not isinstance(qualname, str) or "<" in qualname:
+        return None
+    if mod in ("__main__", ns.get("__name__")) or mod not in sys.modules:
+        return None
+    target: object = sys.modules[mod]
+    for part in qualname.split("."):
+        target = getattr(target, part, _MISSING)
+    return (mod, qualname) if target is obj else None
+
+
+def _array_info(obj: object) -> tuple[tuple[int, ...] | None, str | None]:
+    """Shape and dtype for numpy/pandas objects (read only from types we know)."""
+    mod = type(obj).__module__.split(".")[0]
+    if mod not in ("numpy", "pandas"):
+        return None, None
+    try:
+        shape = tuple(int(n) for n in obj.shape)  # type: ignore[attr-defined]
+    except Exception:
+        return None, None
+    dtype = getattr(obj, "dtype", None)
+    return shape, None if dtype is None else str(dtype)
+
+
+def _skip_reason(name: str, value: object, ns: dict[str, Any], select: Selector,
+                 in_ipython: bool) -> Skip | None:
+    if is_dunder(name):
+        return Skip("dunder", "module attribute, not session state")
+    if not select(name):
+        return Skip("excluded", "not selected by include/exclude")
+    if in_ipython and ipython_internal(name):
+        return Skip("ipython-internal", "IPython's own history and helpers")
+    if value is ns:
+        return Skip("namespace", "a reference to the namespace itself")
+    return None
+
+
+def _classify(name: str, value: object, ns: dict[str, Any]) -> Entry | None:
+    """A module or import reference entry, or None for a value."""
+    tn = type_name(value)
+    if isinstance(value, types.ModuleType):
+        if sys.modules.get(value.__name__) is value:
+            return Entry(name, MODULE, tn, module=value.__name__)
+        return Entry(name, SKIPPED, tn, skip=Skip("unimportable-module",
+                                                   f"module {value.__name__!r} is not importable"))
+    ref = _import_ref(value, ns)
+    if ref is not None:
+        return Entry(name, IMPORT, tn, module=ref[0], qualname=ref[1])
+    return None
+
+
+def _dump_one(name: str, value: object) -> tuple[Dumped | None, Skip | None]:
+    try:
+        return serializers.lookup(value).dump(value), None
+    except RecursionError:
+        return None, Skip("unpicklable", "too deeply nested to serialize")
+    except Exception as e:  # one bad object is skipped, never the whole save
+        return None, Skip("unpicklable", f"{type(e).__name__}: {e}")
+
+
+def capture(ns: dict[str, Any], select: Selector, in_ipython: bool = False,
+            on_progress: Callable[[str], None] | None = None) -> Captured:
+    """Classify and serialize every name of ``ns`` (BaseExceptions propagate)."""
+    entries: dict[str, Entry] = {}
+    dumped: dict[str, Dumped] = {}
+    values: dict[str, object] = {}
+    with bound_namespace(ns):
+        for name, value in list(ns.items()):
+            if on_progress:
+                on_progress(name)
+            skip = _skip_reason(name, value, ns, select, in_ipython)
+            entry = (Entry(name, SKIPPED, type_name(value), skip=skip) if skip
+                     else _classify(name, value, ns))
+            if entry is None:
+                d, skip = _dump_one(name, value)
+                if d is None:
+                    entry = Entry(name, SKIPPED, type_name(value), skip=skip)
+                else:
+                    dumped[name], values[name] = d, value
+                    shape, dtype = _array_info(value)
+                    entry = Entry(name, VALUE, type_name(value), size=d.nbytes, shape=shape,
+                                  dtype=dtype)
+            entries[name] = entry
+        groups = _group(dumped, values)
+        captured_groups = []
+        for gid, names in enumerate(groups):
+            captured_groups.append(_dump_group(names, dumped, values))
+            for n in names:
+                entries[n] = _with_group(entries[n], gid)
+    return Captured(list(entries.values()), captured_groups)
+
+
+def _with_group(e: Entry, gid: int) -> Entry:
+    from dataclasses import replace
+
+    return replace(e, group=gid)
+
+
+def _group(dumped: dict[str, Dumped], values: dict[str, object]) -> list[tuple[str, ...]]:
+    """Union the variables whose serializations reached a common object (union-find)."""
+    parent = {n: n for n in dumped}
+
+    def find(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    owner: dict[int, str] = {}
+    for name, d in dumped.items():
+        ids = list(d.refs)
+        if not isinstance(values[name], _ATOMS):
+            ids.append(id(values[name]))
+        for i in ids:
+            other = owner.setdefault(i, name)
+            if other != name:
+                a, b = find(other), find(name)
+                if a != b:
+                    parent[b] = a
+    groups: dict[str, list[str]] = {}
+    for n in dumped:
+        groups.setdefault(find(n), []).append(n)
+    return [tuple(g) for g in groups.values()]
+
+
+def _dump_group(names: tuple[str, ...], dumped: dict[str, Dumped], values: dict[str, object]
+                ) -> CapturedGroup:
+    if len(names) == 1:
+        d = dumped[names[0]]
+        d.refs = {}
+        return CapturedGroup(names, serializers.lookup(values[names[0]]), d)
+    pickler = serializers.get("pickle")
+    d = pickler.dump(tuple(values[n] for n in names))
+    d.refs = {}
+    d.meta["multi"] = True
+    return CapturedGroup(names, pickler, d)

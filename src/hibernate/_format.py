@@ -1,0 +1,204 @@
+"""The hibernate file format, version 1: header, chunked blobs, manifest, trailer.
+
+Layout (all integers little-endian)::
+
+    header   16 B   magic b"\\x89HIB\\r\\n\\x1a\\n", u32 format version, u32 flags (0)
+    chunks          each blob's chunks, every chunk starting on a 64-byte boundary,
+                    padding is zeros
+    manifest        UTF-8 JSON (see _manifest.py), at most MAX_MANIFEST_BYTES
+    trailer 128 B   u64 manifest offset, u64 manifest length, 32 B SHA-256 of the manifest,
+                    16 B key id, 32 B HMAC-SHA256(key, header + manifest), u32 format
+                    version, u32 flags, 12 B zero, u32 CRC-32 of the preceding 116 bytes,
+                    magic b"\\x89HIBEND\\n"
+
+The file is written front to back in one pass (so it can stream to object storage) and read
+from the back: trailer, then manifest, then only the chunks that are needed (ranged reads).
+Every chunk records the SHA-256 of its raw bytes, so damage is found per chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+
+from . import _trust
+from ._manifest import FORMAT_VERSION, MAX_MANIFEST_BYTES, Blob, Chunk, Manifest
+from .errors import FormatError, IntegrityError, StorageError, VersionError
+from .storage import ReadHandle, WriteHandle
+
+__all__ = ["BlobReader", "FileWriter", "read_manifest"]
+
+MAGIC = b"\x89HIB\r\n\x1a\n"
+TRAILER_MAGIC = b"\x89HIBEND\n"
+HEADER = struct.Struct("<8sII")
+TRAILER_BODY = struct.Struct("<QQ32s16s32sII12s")
+TRAILER_SIZE = TRAILER_BODY.size + 4 + len(TRAILER_MAGIC)
+ALIGN = 64
+CHUNK_SIZE = 4 << 20
+DIGEST = "sha256"
+assert TRAILER_SIZE == 128
+
+_HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hibernate-hash")
+
+
+def _sha256(view: memoryview) -> str:
+    return hashlib.sha256(view).hexdigest()
+
+
+def header_bytes() -> bytes:
+    return HEADER.pack(MAGIC, FORMAT_VERSION, 0)
+
+
+class FileWriter:
+    """Writes one hibernate file to a WriteHandle, front to back."""
+
+    def __init__(self, out: WriteHandle, chunk_size: int = CHUNK_SIZE) -> None:
+        self._out = out
+        self._chunk_size = chunk_size
+        self._header = header_bytes()
+        self._pos = 0
+        self._blobs: list[Blob] = []
+        self._write(self._header)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._pos
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self._out.write(data)
+        self._pos += len(data)
+
+    def _pad(self) -> None:
+        gap = -self._pos % ALIGN
+        if gap:
+            self._write(bytes(gap))
+
+    def add_blob(self, data: bytes | bytearray | memoryview) -> int:
+        """Write one buffer as aligned chunks (digests hashed in threads); return its index."""
+        view = memoryview(data).cast("B")
+        pending: list[tuple[int, int, Future[str]]] = []
+        for start in range(0, max(len(view), 1), self._chunk_size):
+            piece = view[start:start + self._chunk_size]
+            self._pad()
+            pending.append((self._pos, len(piece), _HASH_POOL.submit(_sha256, piece)))
+            self._write(piece)
+        chunks = tuple(Chunk(off, n, n, "raw", fut.result()) for off, n, fut in pending)
+        self._blobs.append(Blob(chunks))
+        return len(self._blobs) - 1
+
+    @property
+    def blobs(self) -> tuple[Blob, ...]:
+        return tuple(self._blobs)
+
+    def finish(self, manifest: Manifest, key: _trust.Key | None) -> int:
+        """Write manifest and trailer; commit. Returns the file size."""
+        data = manifest.to_json()
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise FormatError(f"the manifest would be {len(data)} bytes, more than the "
+                              f"{MAX_MANIFEST_BYTES} a hibernate file allows")
+        offset = self._pos
+        self._write(data)
+        key_id, mac = (bytes(16), bytes(32)) if key is None else (key.id, key.sign(
+            self._header + data))
+        body = TRAILER_BODY.pack(offset, len(data), hashlib.sha256(data).digest(), key_id, mac,
+                                 FORMAT_VERSION, 1 if key else 0, bytes(12))
+        self._write(body + struct.pack("<I", zlib.crc32(body)) + TRAILER_MAGIC)
+        self._out.commit()
+        return self._pos
+
+
+def _check_header(src: ReadHandle) -> None:
+    if src.size < HEADER.size:
+        raise FormatError(f"not a hibernate file: only {src.size} bytes")
+    magic, version, _flags = HEADER.unpack(src.read(0, HEADER.size))
+    if magic != MAGIC:
+        raise FormatError("not a hibernate file (the magic bytes at the start do not match)")
+    if version > FORMAT_VERSION:
+        raise VersionError(f"this file is format version {version}; this hibernate reads up "
+                           f"to version {FORMAT_VERSION}: upgrade hibernate to load it")
+    if version < 1:
+        raise FormatError(f"bad format version {version} in the header")
+
+
+def read_manifest(src: ReadHandle, key: _trust.Key | None) -> Manifest:
+    """Read and check header, trailer, manifest and signature. No value is decoded.
+
+    ``key=None`` skips the signature check (the status is then reported as "unchecked").
+    """
+    _check_header(src)
+    if src.size < HEADER.size + TRAILER_SIZE:
+        raise FormatError(f"truncated hibernate file ({src.size} bytes: no room for a trailer)")
+    tail = src.read(src.size - TRAILER_SIZE, TRAILER_SIZE)
+    body, crc, magic = tail[:-12], tail[-12:-8], tail[-8:]
+    if magic != TRAILER_MAGIC:
+        raise FormatError("truncated or incomplete hibernate file (no trailer at the end)")
+    if struct.unpack("<I", crc)[0] != zlib.crc32(body):
+        raise FormatError("the file's trailer is corrupt (checksum mismatch)")
+    offset, length, digest, key_id, mac, version, _flags, _ = TRAILER_BODY.unpack(body)
+    if version > FORMAT_VERSION:
+        raise VersionError(f"this file is format version {version}; this hibernate reads up "
+                           f"to version {FORMAT_VERSION}: upgrade hibernate to load it")
+    end = src.size - TRAILER_SIZE
+    if length > MAX_MANIFEST_BYTES or offset < HEADER.size or offset + length != end:
+        raise FormatError("the trailer points at a manifest outside the file")
+    data = src.read(offset, length)
+    if hashlib.sha256(data).digest() != digest:
+        raise IntegrityError("the manifest does not match its digest: the file is damaged")
+    status = "unchecked" if key is None else _trust.verify(key_id, mac,
+                                                            src.read(0, HEADER.size) + data, key)
+    manifest = Manifest.from_json(data)
+    if manifest.format_version > FORMAT_VERSION:
+        raise VersionError(f"manifest format version {manifest.format_version} is newer than "
+                           f"{FORMAT_VERSION}")
+    if manifest.digest != DIGEST:
+        raise FormatError(f"unknown chunk digest {manifest.digest!r}")
+    _check_chunks(manifest.blobs, offset)
+    return replace(manifest, signature=status)
+
+
+def _check_chunks(blobs: Iterable[Blob], data_end: int) -> None:
+    spans = []
+    for blob in blobs:
+        for c in blob.chunks:
+            if c.codec != "raw":
+                raise FormatError(f"unknown chunk codec {c.codec!r}")
+            if c.offset < HEADER.size or c.offset + c.stored > data_end or c.stored != c.raw:
+                raise FormatError("a chunk lies outside the file's data section")
+            spans.append((c.offset, c.offset + c.stored))
+    spans.sort()
+    for (_, end_a), (start_b, _) in zip(spans, spans[1:]):
+        if start_b < end_a:
+            raise FormatError("two chunks overlap in the file")
+
+
+class BlobReader:
+    """Reads blobs from a file whose manifest has been checked, verifying every chunk."""
+
+    def __init__(self, src: ReadHandle, manifest: Manifest) -> None:
+        self._src = src
+        self._blobs = manifest.blobs
+
+    def read(self, index: int) -> bytearray:
+        """The raw bytes of one blob; IntegrityError if any chunk's digest does not match."""
+        blob = self._blobs[index]
+        out = bytearray(blob.length)
+        view = memoryview(out)
+        checks = []
+        pos = 0
+        for c in blob.chunks:
+            piece = view[pos:pos + c.raw]
+            try:
+                self._src.readinto(c.offset, piece)
+            except StorageError:
+                raise
+            checks.append((c, _HASH_POOL.submit(_sha256, piece)))
+            pos += c.raw
+        for c, fut in checks:
+            if fut.result() != c.digest:
+                raise IntegrityError(f"damaged data: the chunk at byte {c.offset} does not match "
+                                     "its digest")
+        return out

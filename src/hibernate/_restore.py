@@ -1,0 +1,126 @@
+"""Restore entries from a checked manifest: select, check trust, deserialize, stage.
+
+Nothing is bound here: values go into a staging dict, and the caller binds them all at
+once, so an interrupted load leaves the target namespace as it was. A damaged blob or a
+value that fails to restore fails only its own group's entries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import serializers
+from ._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, Manifest, Skip
+from ._select import Selector, is_plain_name
+from .errors import UntrustedFileError
+from .serializers._pickle import bound_namespace
+
+__all__ = ["Restorer", "select_entries"]
+
+_MISSING = object()
+
+
+def select_entries(manifest: Manifest, select: Selector
+                   ) -> tuple[list[Entry], dict[str, Skip]]:
+    """The entries to restore, and why the others are not."""
+    chosen, skipped = [], {}
+    for e in manifest.entries:
+        if e.kind == SKIPPED:
+            if e.skip is not None and e.skip.code not in ("dunder", "excluded"):
+                skipped[e.name] = Skip("not-saved", f"{e.skip.code}: {e.skip.message}")
+        elif not select(e.name):
+            skipped[e.name] = Skip("not-selected", "not selected by include/exclude")
+        elif not is_plain_name(e.name) and not select.explicitly_included(e.name):
+            skipped[e.name] = Skip("unsafe-name", "not an identifier, a dunder or a builtin's "
+                                   "name: include it by name to bind it")
+        else:
+            chosen.append(e)
+    return chosen, skipped
+
+
+def needs_code(entry: Entry) -> bool:
+    """Restoring this entry would run code from the file (unpickle or import)."""
+    if entry.kind == VALUE:
+        return True
+    return entry.kind in (MODULE, IMPORT) and entry.module not in sys.modules
+
+
+def check_trust(entries: Iterable[Entry], trusted: bool, path: str) -> None:
+    if trusted:
+        return
+    names = tuple(e.name for e in entries if needs_code(e))
+    if names:
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10
+                                          else "")
+        raise UntrustedFileError(
+            f"{path} is not signed with your key, and loading {shown} would run code from it "
+            "(unpickling or importing). If you trust whoever made the file, load it with "
+            "trust=True (or --trust on the command line).", names)
+
+
+def import_object(module: str, qualname: str | None) -> object:
+    obj: object = importlib.import_module(module)
+    for part in (qualname or "").split(".") if qualname else ():
+        obj = getattr(obj, part, _MISSING)
+        if obj is _MISSING:
+            raise AttributeError(f"module {module!r} has no attribute {qualname!r}")
+    return obj
+
+
+class Restorer:
+    """Turns entries into values; caches groups so identity holds within one Restorer."""
+
+    def __init__(self, manifest: Manifest, read_blob: Callable[[int], bytearray],
+                 target_globals: dict[str, Any]) -> None:
+        self._groups = {g.id: g for g in manifest.groups}
+        self._read_blob = read_blob
+        self._globals = target_globals
+        self._cache: dict[int, dict[str, object] | Exception] = {}
+
+    def value(self, entry: Entry) -> object:
+        """The restored value of one entry (raises on failure)."""
+        if entry.kind == MODULE:
+            return importlib.import_module(entry.module or "")
+        if entry.kind == IMPORT:
+            return import_object(entry.module or "", entry.qualname)
+        if entry.group is None or entry.group not in self._groups:
+            raise ValueError(f"entry {entry.name!r} has no data")
+        values = self.group(self._groups[entry.group])
+        return values[entry.name]
+
+    def group(self, g: Group) -> dict[str, object]:
+        """The group's values; a failure is remembered and raised again for each entry."""
+        if g.id not in self._cache:
+            try:
+                self._cache[g.id] = self._load_group(g)
+            except Exception as e:
+                self._cache[g.id] = e
+        result = self._cache[g.id]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _load_group(self, g: Group) -> dict[str, object]:
+        try:
+            ser = serializers.get(g.serializer.name)
+        except KeyError:
+            raise ValueError(f"unknown serializer {g.serializer.name!r}; a newer hibernate "
+                             "may read it") from None
+        if g.serializer.version > ser.version:
+            raise ValueError(f"serializer {ser.name} version {g.serializer.version} is newer "
+                             f"than this hibernate's ({ser.version})")
+        buffers = [self._read_blob(b) for b in g.blobs]
+        with bound_namespace(self._globals):
+            obj = ser.load(dict(g.meta), buffers)
+        if not g.meta.get("multi"):
+            return {g.names[0]: obj}
+        if not isinstance(obj, tuple) or len(obj) != len(g.names):
+            raise ValueError("a group's data does not match its names")
+        return dict(zip(g.names, obj))
+
+
+def describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"

@@ -1,0 +1,59 @@
+"""Which names a save or load takes: include/exclude patterns and the naming rules."""
+
+from __future__ import annotations
+
+import builtins
+import fnmatch
+import keyword
+import re
+from collections.abc import Iterable
+
+__all__ = ["Selector", "ipython_internal", "is_dunder", "is_plain_name"]
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
+                            "_i", "_ii", "_iii", "_ih", "_oh", "_dh", "_exit_code"})
+_IPYTHON_NUMBERED = re.compile(r"_i?\d+\Z")
+
+
+def is_dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def is_plain_name(name: str) -> bool:
+    """A name that is safe to bind from a file without being asked for by name."""
+    return (name.isidentifier() and not keyword.iskeyword(name) and not is_dunder(name)
+            and name not in _BUILTIN_NAMES)
+
+
+def ipython_internal(name: str) -> bool:
+    return name in _IPYTHON_NAMES or bool(_IPYTHON_NUMBERED.match(name))
+
+
+class Selector:
+    """include/exclude as names or glob patterns; None means "everything" / "nothing"."""
+
+    def __init__(self, include: Iterable[str] | str | None, exclude: Iterable[str] | str | None
+                 ) -> None:
+        self.include = _patterns(include)
+        self.exclude = _patterns(exclude)
+
+    def explicitly_included(self, name: str) -> bool:
+        return self.include is not None and name in self.include
+
+    def __call__(self, name: str) -> bool:
+        if self.include is not None and not any(fnmatch.fnmatchcase(name, p)
+                                                for p in self.include):
+            return False
+        return not (self.exclude and any(fnmatch.fnmatchcase(name, p) for p in self.exclude))
+
+
+def _patterns(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    patterns = tuple(value)
+    if not all(isinstance(p, str) for p in patterns):
+        raise TypeError("include/exclude take names or glob patterns (strings)")
+    return patterns

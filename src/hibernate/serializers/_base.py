@@ -1,0 +1,49 @@
+"""The Serializer interface: turn one object into (meta, buffers) and back.
+
+``meta`` is a small JSON-able dict stored in the manifest; ``buffers`` are byte buffers
+stored as blobs, zero-copy where the object allows it. A serializer never sees files.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = ["Dumped", "Serializer"]
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass
+class Dumped:
+    """What ``dump`` produced: manifest meta, buffers, and the objects whose identity it saw."""
+
+    meta: dict[str, Any]
+    buffers: list[Buffer]
+    refs: dict[int, object] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(memoryview(b).nbytes for b in self.buffers)
+
+
+class Serializer(ABC):
+    name: ClassVar[str]
+    version: ClassVar[int]
+
+    def config(self) -> dict[str, Any]:
+        """Settings that a reader needs to know; stored in the manifest."""
+        return {}
+
+    @abstractmethod
+    def handles(self, obj: object) -> bool: ...
+
+    @abstractmethod
+    def dump(self, obj: object) -> Dumped:
+        """Serialize ``obj``; ``Dumped.refs`` maps id → object for every object with identity
+        (mutable containers, instances) reached, so that variables sharing one can be grouped."""
+
+    @abstractmethod
+    def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object: ...

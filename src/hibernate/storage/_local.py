@@ -1,0 +1,163 @@
+"""Local-disk store: pinned file descriptors for reads, temp file + rename for writes.
+
+A write goes to ``.<name>.<pid>-<random>.hib-tmp`` in the target's directory, is flushed
+and fsynced, renamed over the target and the directory is fsynced. A failed or interrupted
+write removes its temp file; a later write removes temp files whose writer process is gone
+(never those of a live writer). The previous file at the path is never touched until the
+rename, so a crash at any point leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+from ..errors import StorageError
+from ._base import ReadHandle, Store, WriteHandle
+
+__all__ = ["LocalStore"]
+
+TMP_SUFFIX = ".hib-tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalReadHandle(ReadHandle):
+    def __init__(self, path: str) -> None:
+        try:
+            self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self.size = os.fstat(self._fd).st_size
+        except OSError as e:
+            raise StorageError(f"cannot open {path}: {e.strerror or e}") from e
+        self.path = path
+
+    def read(self, start: int, length: int) -> bytes:
+        buf = bytearray(length)
+        self.readinto(start, memoryview(buf))
+        return bytes(buf)
+
+    def readinto(self, start: int, buf: memoryview) -> None:
+        if start < 0 or start + len(buf) > self.size:
+            raise StorageError(f"{self.path}: read of {len(buf)} bytes at {start} is past the end")
+        done = 0
+        try:
+            while done < len(buf):
+                n = os.preadv(self._fd, [buf[done:]], start + done)
+                if n == 0:
+                    raise StorageError(f"{self.path}: file shrank while reading")
+                done += n
+        except OSError as e:
+            raise StorageError(f"cannot read {self.path}: {e.strerror or e}") from e
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class LocalWriteHandle(WriteHandle):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        d, name = os.path.split(os.path.abspath(path))
+        self._dir = d
+        _remove_stale_temps(d, name)
+        self.tmp = os.path.join(d, f".{name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}")
+        try:
+            self._f = open(self.tmp, "xb", buffering=0)  # noqa: SIM115 - closed in commit/discard
+        except OSError as e:
+            raise StorageError(f"cannot create {self.tmp}: {e.strerror or e}") from e
+
+    def write(self, data: bytes | memoryview) -> None:
+        try:
+            view = memoryview(data).cast("B")
+            while view:
+                n = self._f.write(view)
+                view = view[n:]
+        except OSError as e:
+            raise StorageError(f"cannot write {self.tmp}: {e.strerror or e}") from e
+
+    def commit(self) -> None:
+        try:
+            os.fsync(self._f.fileno())
+            self._f.close()
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.discard()
+            raise StorageError(f"cannot save {self.path}: {e.strerror or e}") from e
+        try:
+            dfd = os.open(self._dir, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as e:  # the file is in place; the rename may not be durable yet
+            raise StorageError(f"saved {self.path} but could not fsync its directory: {e}") from e
+
+    def discard(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+
+
+def _remove_stale_temps(directory: str, name: str) -> None:
+    """Remove temp files for ``name`` left by writers whose process no longer exists."""
+    prefix = f".{name}."
+    try:
+        candidates = [f for f in os.listdir(directory)
+                      if f.startswith(prefix) and f.endswith(TMP_SUFFIX)]
+    except OSError:
+        return
+    for f in candidates:
+        pid_part = f[len(prefix):-len(TMP_SUFFIX)].split("-", 1)[0]
+        if pid_part.isdigit() and int(pid_part) != os.getpid() and not _pid_alive(int(pid_part)):
+            try:
+                os.unlink(os.path.join(directory, f))
+            except OSError:
+                pass
+
+
+class LocalStore(Store):
+    """Files below a root directory; keys are relative paths."""
+
+    def __init__(self, root: str = ".") -> None:
+        self.root = root
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, key)
+
+    def open_read(self, key: str) -> ReadHandle:
+        return LocalReadHandle(self._path(key))
+
+    def open_write(self, key: str) -> WriteHandle:
+        return LocalWriteHandle(self._path(key))
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self._path(key))
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise StorageError(f"cannot delete {key}: {e.strerror or e}") from e
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        for dirpath, _, files in os.walk(self.root):
+            for f in files:
+                key = os.path.relpath(os.path.join(dirpath, f), self.root)
+                if key.startswith(prefix) and not f.endswith(TMP_SUFFIX):
+                    yield key
