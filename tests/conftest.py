@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated key and config dir, and helpers that save and load in
+separate, fresh Python processes (restore tests never load in the process that saved)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TEST_KEY = "hibernate-test-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def isolated_key(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+                 ) -> None:
+    """Every test signs with a known key and never touches the user's config directory."""
+    monkeypatch.setenv("HIBERNATE_KEY", TEST_KEY)
+    monkeypatch.setenv("HIBERNATE_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
+def run_python(code: str, *, cwd: Path, env: dict[str, str] | None = None,
+               check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` as the __main__ script of a fresh interpreter."""
+    script = cwd / f"script_{abs(hash(code)) % 10**8}.py"
+    script.write_text(textwrap.dedent(code))
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, str(script)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"subprocess failed ({proc.returncode}):\n--- stdout\n"
+                             f"{proc.stdout}\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+def run_json(code: str, *, cwd: Path, env: dict[str, str] | None = None) -> object:
+    """Run ``code`` in a fresh process; it must print one JSON document as its last line."""
+    out = run_python(code, cwd=cwd, env=env).stdout.strip().splitlines()
+    return json.loads(out[-1])
+
+
+@pytest.fixture
+def fresh(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """fresh.run(code) / fresh.json(code): run code as __main__ of a new interpreter."""
+
+    class Fresh:
+        path = tmp_path
+
+        def run(self, code: str, **kw: object) -> subprocess.CompletedProcess[str]:
+            return run_python(code, cwd=tmp_path, **kw)  # type: ignore[arg-type]
+
+        def json(self, code: str, **kw: object) -> object:
+            return run_json(code, cwd=tmp_path, **kw)  # type: ignore[arg-type]
+
+    return Fresh()
