@@ -25,9 +25,9 @@ def build(ns: dict, scale: float, unpicklables: bool = True) -> None:
         "cat": pd.Categorical(rng.choice(["red", "green", "blue", "black"], rows)),
         "when": pd.date_range("2024-01-01", periods=rows, freq="s"),
     })
-    n_arr = int(300e6 * scale) // 8 // 3
+    n_arr = int(780e6 * scale) // 8 // 3
     ns["arrays"] = {f"a{i}": rng.standard_normal(n_arr) for i in range(3)}
-    ns["image"] = rng.integers(0, 255, (int(2000 * scale**0.5), 4000, 3), dtype=np.uint8)
+    ns["image"] = rng.integers(0, 255, (int(3000 * scale**0.5), 4000, 3), dtype=np.uint8)
     ns["lookup"] = {f"key{i}": (i, str(i), float(i)) for i in range(int(100_000 * scale))}
     ns["pairs"] = [(i, i * 2) for i in range(int(1_000_000 * scale))]
     if unpicklables:

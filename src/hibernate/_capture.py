@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import serializers
+from ._identity import identity_ids
 from ._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Skip
 from ._select import Selector, ipython_internal, is_dunder
 from .serializers import Dumped
@@ -24,8 +25,6 @@ from .serializers._pickle import bound_namespace
 
 __all__ = ["Captured", "capture"]
 
-_ATOMS = (type(None), bool, int, float, complex, str, bytes, tuple, frozenset, range, type,
-          types.ModuleType, types.BuiltinFunctionType)
 _MISSING = object()
 
 
@@ -135,7 +134,7 @@ def capture(ns: dict[str, Any], select: Selector, in_ipython: bool = False,
                     entry = Entry(name, VALUE, type_name(value), size=d.nbytes, shape=shape,
                                   dtype=dtype)
             entries[name] = entry
-        groups = _group(dumped, values)
+        groups = _group(dumped, values, ns)
         captured_groups = []
         for gid, names in enumerate(groups):
             captured_groups.append(_dump_group(names, dumped, values))
@@ -150,8 +149,9 @@ def _with_group(e: Entry, gid: int) -> Entry:
     return replace(e, group=gid)
 
 
-def _group(dumped: dict[str, Dumped], values: dict[str, object]) -> list[tuple[str, ...]]:
-    """Union the variables whose serializations reached a common object (union-find)."""
+def _group(dumped: dict[str, Dumped], values: dict[str, object], ns: dict[str, Any]
+           ) -> list[tuple[str, ...]]:
+    """Union the variables that reach a common object with identity (union-find)."""
     parent = {n: n for n in dumped}
 
     def find(n: str) -> str:
@@ -161,11 +161,8 @@ def _group(dumped: dict[str, Dumped], values: dict[str, object]) -> list[tuple[s
         return n
 
     owner: dict[int, str] = {}
-    for name, d in dumped.items():
-        ids = list(d.refs)
-        if not isinstance(values[name], _ATOMS):
-            ids.append(id(values[name]))
-        for i in ids:
+    for name in dumped:
+        for i in identity_ids(values[name], ns):
             other = owner.setdefault(i, name)
             if other != name:
                 a, b = find(other), find(name)
@@ -181,10 +178,8 @@ def _dump_group(names: tuple[str, ...], dumped: dict[str, Dumped], values: dict[
                 ) -> CapturedGroup:
     if len(names) == 1:
         d = dumped[names[0]]
-        d.refs = {}
         return CapturedGroup(names, serializers.lookup(values[names[0]]), d)
     pickler = serializers.get("pickle")
     d = pickler.dump(tuple(values[n] for n in names))
-    d.refs = {}
     d.meta["multi"] = True
     return CapturedGroup(names, pickler, d)

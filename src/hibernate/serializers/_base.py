@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = ["Dumped", "Serializer"]
@@ -18,11 +18,10 @@ Buffer = bytes | bytearray | memoryview
 
 @dataclass
 class Dumped:
-    """What ``dump`` produced: manifest meta, buffers, and the objects whose identity it saw."""
+    """What ``dump`` produced: manifest meta and buffers (the first is often a stream)."""
 
     meta: dict[str, Any]
     buffers: list[Buffer]
-    refs: dict[int, object] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -42,8 +41,7 @@ class Serializer(ABC):
 
     @abstractmethod
     def dump(self, obj: object) -> Dumped:
-        """Serialize ``obj``; ``Dumped.refs`` maps id → object for every object with identity
-        (mutable containers, instances) reached, so that variables sharing one can be grouped."""
+        """Serialize ``obj`` into JSON-able meta and zero-copy buffers where possible."""
 
     @abstractmethod
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object: ...

@@ -35,9 +35,6 @@ PROTOCOL = 5
 OUT_OF_BAND_MIN = 64 << 10
 
 _namespace: ContextVar[dict[str, Any] | None] = ContextVar("hibernate_namespace", default=None)
-# id(class) -> the objects reached by pickling that class, for one save (see _class_refs).
-_class_memo: ContextVar[dict[int, dict[int, object]] | None] = ContextVar(
-    "hibernate_class_memo", default=None)
 
 
 @contextlib.contextmanager
@@ -45,12 +42,10 @@ def bound_namespace(ns: dict[str, Any]) -> Iterator[None]:
     """While active, functions whose globals are ``ns`` are saved without their globals, and
     restored functions get ``ns`` as their globals."""
     token = _namespace.set(ns)
-    token2 = _class_memo.set({})
     try:
         yield
     finally:
         _namespace.reset(token)
-        _class_memo.reset(token2)
 
 
 # ---- reconstructors (importable, so that pickles can name them) -------------------------
@@ -108,7 +103,6 @@ class _Pickler(cloudpickle.Pickler):
                  buffer_callback: Any) -> None:
         super().__init__(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         self._ns = ns
-        self.classes: list[type] = []
 
     def reducer_override(self, obj: object) -> Any:
         t = type(obj)
@@ -119,83 +113,7 @@ class _Pickler(cloudpickle.Pickler):
         if isinstance(obj, _FILE_TYPES):
             raise TypeError(f"cannot save an open file ({getattr(obj, 'name', '?')!r}): "
                             "reopen it after loading")
-        if isinstance(obj, type):
-            self.classes.append(obj)
         return super().reducer_override(obj)
-
-
-# ---- which memoized objects carry identity worth keeping across variables ---------------
-
-_NO_IDENTITY: frozenset[type] = frozenset({
-    type(None), bool, int, float, complex, str, bytes, tuple, frozenset, range, slice,
-    types.ModuleType, types.BuiltinFunctionType, types.CodeType, types.MethodType,
-    pickle.PickleBuffer, type(Ellipsis), type(NotImplemented),
-})
-
-
-def _lazy_dtype_types() -> tuple[type, ...]:
-    found: list[type] = []
-    np = sys.modules.get("numpy")
-    if np is not None:
-        found.append(np.dtype)
-    pd = sys.modules.get("pandas")
-    if pd is not None:
-        found.append(pd.api.extensions.ExtensionDtype)
-    return tuple(found)
-
-
-def _function_has_identity(func: types.FunctionType, ns: dict[str, Any] | None) -> bool:
-    """Functions saved by value, except methods: a class is restored once per process
-    (cloudpickle tracks it), so its methods must not tie together every variable that holds
-    an instance of it."""
-    if func.__globals__ is not ns:
-        return False
-    parts = func.__qualname__.rsplit(".", 2)
-    return len(parts) == 1 or parts[-2] == "<locals>"
-
-
-def _holds_class(cell: types.CellType) -> bool:
-    try:
-        return isinstance(cell.cell_contents, type)
-    except ValueError:
-        return False
-
-
-def _identity_refs(memo: dict[int, tuple[int, object]], ns: dict[str, Any] | None
-                   ) -> dict[int, object]:
-    """The memoized objects whose identity matters: mutable containers, instances, functions
-    saved by value, cells. Immutable atoms, classes, modules and dtypes are left out."""
-    skip_types = _lazy_dtype_types()
-    refs = {}
-    for key, (_, obj) in memo.items():
-        t = type(obj)
-        if t in _NO_IDENTITY or isinstance(obj, type) or (skip_types and isinstance(
-                obj, skip_types)):
-            continue
-        if t is types.FunctionType and not _function_has_identity(obj, ns):  # type: ignore[arg-type]
-            continue
-        if t is types.CellType and _holds_class(obj):  # type: ignore[arg-type]
-            continue  # the __class__ cell that every method of a class shares
-        refs[key] = obj
-    return refs
-
-
-def _class_refs(cls: type, ns: dict[str, Any] | None) -> dict[int, object]:
-    """Objects reached by pickling ``cls`` itself. A class is restored once per process
-    (cloudpickle tracks classes saved by value), so what hangs off it (methods, class
-    attributes) must not tie together every variable that holds an instance of it."""
-    cache = _class_memo.get()
-    if cache is None:
-        cache = {}
-    if id(cls) not in cache:
-        cache[id(cls)] = {}  # guards against recursion through the class itself
-        pickler = _Pickler(io.BytesIO(), ns, lambda buf: True)
-        try:
-            pickler.dump(cls)
-        except Exception:
-            return {}
-        cache[id(cls)] = {k: obj for k, (_, obj) in pickler.memo.copy().items()}
-    return cache[id(cls)]
 
 
 class PickleSerializer(Serializer):
@@ -225,15 +143,9 @@ class PickleSerializer(Serializer):
         ns = _namespace.get()
         pickler = _Pickler(stream, ns, keep)
         pickler.dump(obj)
-        refs = _identity_refs(pickler.memo.copy(), ns)
-        for cls in pickler.classes:
-            for key in _class_refs(cls, ns):
-                refs.pop(key, None)
-            for attr in vars(cls).values():  # incl. ones set lazily, like __slotnames__
-                refs.pop(id(attr), None)
         buffers: list[Buffer] = [stream.getbuffer()]
         buffers.extend(b.raw() for b in out_of_band)
-        return Dumped({"buffers": len(out_of_band)}, buffers, refs)
+        return Dumped({"buffers": len(out_of_band)}, buffers)
 
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object:
         if len(buffers) != 1 + meta.get("buffers", 0):

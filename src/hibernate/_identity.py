@@ -1,0 +1,131 @@
+"""Which objects with identity a value reaches, so that variables sharing one are grouped.
+
+The walk follows the garbage collector's view of references (``gc.get_referents``), which
+runs in C, and stops where identity is not the session's to keep:
+
+- atoms (None, numbers, str, bytes) are neither followed nor counted;
+- tuples and frozensets are followed but not counted (restoring two equal tuples where
+  there was one is harmless);
+- classes, modules and code are not followed: classes saved by value are restored once per
+  process, so instances in different groups still share their class;
+- functions are followed through their closure cells, defaults and ``__dict__`` only, never
+  their ``__globals__``; only functions saved by value (``__globals__`` is the namespace)
+  and not methods are counted;
+- the namespace itself is never entered.
+
+Limits: objects that hide their references from the collector (numpy object arrays, some C
+extension types) are not looked into, so sharing through them is not detected: the values
+still load, as separate copies.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+from typing import Any
+
+__all__ = ["identity_ids"]
+
+_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis),
+                    type(NotImplemented), range, slice})
+_UNCOUNTED = frozenset({tuple, frozenset})
+
+
+def _opaque_types() -> tuple[type, ...]:
+    """Types not followed: classes, modules, code, and numpy/pandas dtypes (immutable
+    singletons that would otherwise tie every array to every other)."""
+    found: list[type] = [type, types.ModuleType, types.CodeType]
+    np = sys.modules.get("numpy")
+    if np is not None:
+        found.append(np.dtype)
+    pd = sys.modules.get("pandas")
+    if pd is not None and hasattr(pd, "api"):
+        found.append(pd.api.extensions.ExtensionDtype)
+    return tuple(found)
+
+
+def _function_parts(func: types.FunctionType) -> list[object]:
+    parts: list[object] = list(func.__closure__ or ())
+    parts += [func.__defaults__, func.__kwdefaults__, func.__dict__]
+    return [p for p in parts if p is not None]
+
+
+def _is_method(func: types.FunctionType) -> bool:
+    parts = func.__qualname__.rsplit(".", 2)
+    return len(parts) > 1 and parts[-2] != "<locals>"
+
+
+def _counted(obj: object, t: type, ns: dict[str, Any]) -> bool:
+    if t in _UNCOUNTED:
+        return False
+    if t is types.FunctionType:
+        return obj.__globals__ is ns and not _is_method(obj)  # type: ignore[attr-defined]
+    if t is types.CellType:
+        try:
+            return not isinstance(obj.cell_contents, type)  # type: ignore[attr-defined]
+        except ValueError:
+            return True
+    return True
+
+
+def _without_atoms(objs: list[object]) -> list[object]:
+    kinds = set(map(type, objs))  # C speed; the per-object filter only runs when mixed
+    if kinds <= _ATOMS:
+        return []
+    if kinds.isdisjoint(_ATOMS):
+        return objs
+    return [o for o in objs if type(o) not in _ATOMS]
+
+
+def identity_ids(root: object, ns: dict[str, Any]) -> set[int]:
+    """Ids of the objects with identity that ``root`` reaches (``root`` included)."""
+    opaque = _opaque_types()
+    seen: set[int] = {id(ns)}
+    counted: set[int] = set()
+    frontier = _without_atoms([root])
+    while frontier:
+        if set(map(type, frontier)) <= _UNCOUNTED:  # e.g. a list of a million tuples
+            walk = frontier
+            nxt: list[object] = []
+        else:
+            walk, nxt = _step(frontier, ns, opaque, seen, counted)
+        if walk:
+            nxt.extend(gc.get_referents(*walk))
+        frontier = _without_atoms(nxt)
+    return counted
+
+
+_PLAIN = frozenset({dict, list, set, bytearray})
+
+
+def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
+          seen: set[int], counted: set[int]) -> tuple[list[object], list[object]]:
+    """Visit one level: count what has identity; return (objects to ask the collector
+    about, objects to visit next level directly)."""
+    walk: list[object] = []
+    nxt: list[object] = []
+    for obj in frontier:
+        i = id(obj)
+        if i in seen:
+            continue
+        seen.add(i)
+        t = type(obj)
+        if t in _PLAIN:
+            counted.add(i)
+            walk.append(obj)
+            continue
+        if isinstance(obj, opaque):
+            continue
+        if _counted(obj, t, ns):
+            counted.add(i)
+        if t is types.FunctionType:
+            if obj.__globals__ is ns:  # type: ignore[attr-defined]
+                nxt.extend(_function_parts(obj))  # type: ignore[arg-type]
+        elif t is types.MethodType:
+            nxt.extend((obj.__self__, obj.__func__))  # type: ignore[attr-defined]
+        elif t is types.BuiltinFunctionType:
+            nxt.append(obj.__self__)  # type: ignore[attr-defined]
+        else:
+            walk.append(obj)
+    return walk, nxt
