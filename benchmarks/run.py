@@ -68,12 +68,14 @@ def main() -> None:
                 cold = drop_caches() and cold
                 ld = step(["load", tool, path])
                 r = results[tool]
-                r["save"].append(s["seconds"]); r["save_mem"].append(s["peak_added"])
+                r["save"].append(s["seconds"])
+                r["save_mem"].append(s["peak_added"])
                 r["size"].append(s["size"])
                 if "error" in ld:
                     r.setdefault("error", []).append("load: " + ld["error"])
                 else:
-                    r["load"].append(ld["seconds"]); r["load_mem"].append(ld["peak_added"])
+                    r["load"].append(ld["seconds"])
+                    r["load_mem"].append(ld["peak_added"])
                 os.unlink(path)
     print(render(results, a, cold))
     if a.out:
@@ -92,7 +94,9 @@ def render(results: dict, a: argparse.Namespace, cold: bool) -> str:
         if not r["save"]:
             lines.append(f"| {tool} | failed: {'; '.join(r.get('error', []))[:120]} |")
             continue
-        ratio = (lambda k: f"{med(r[k]) / med(base[k]):.2f}x" if base.get(k) and r[k] else "")
+
+        def ratio(k: str, r: dict = r) -> str:
+            return f"{med(r[k]) / med(base[k]):.2f}x" if base.get(k) and r[k] else ""
         load = f"{med(r['load']):.2f}" if r["load"] else "failed"
         lines.append(
             f"| {tool} | {med(r['size']) / 2**20:.0f} | {med(r['save']):.2f} | {ratio('save')} | "

@@ -12,7 +12,7 @@ from typing import Any
 from . import _trust
 from ._capture import capture
 from ._format import BlobReader, FileWriter, read_manifest
-from ._manifest import VALUE, Group, Manifest, SerializerRef
+from ._manifest import Group, Manifest, SerializerRef
 from ._meta import origin, session_info
 from ._reports import LoadReport, SavedEntry, SaveReport
 from ._restore import Restorer, check_trust, describe, select_entries

@@ -59,8 +59,8 @@ def _is_method(func: types.FunctionType) -> bool:
 def _counted(obj: object, t: type, ns: dict[str, Any]) -> bool:
     if t in _UNCOUNTED:
         return False
-    if t is types.FunctionType:
-        return obj.__globals__ is ns and not _is_method(obj)  # type: ignore[attr-defined]
+    if isinstance(obj, types.FunctionType):
+        return obj.__globals__ is ns and not _is_method(obj)
     if t is types.CellType:
         try:
             return not isinstance(obj.cell_contents, type)  # type: ignore[attr-defined]

@@ -18,13 +18,12 @@ from __future__ import annotations
 import contextlib
 import io
 import pickle
-import sys
 import types
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 
 from ._base import Buffer, Dumped, Serializer
 
@@ -98,7 +97,7 @@ _FILE_TYPES = (io.FileIO, io.BufferedReader, io.BufferedWriter, io.BufferedRando
                io.TextIOWrapper)
 
 
-class _Pickler(cloudpickle.Pickler):
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
     def __init__(self, file: io.BytesIO, ns: dict[str, Any] | None,
                  buffer_callback: Any) -> None:
         super().__init__(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
