@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--warm", action="store_true", help="do not drop the page cache")
     a = ap.parse_args()
     tools = a.tools.split(",")
     results: dict[str, dict[str, list]] = {t: {"save": [], "load": [], "save_mem": [],
@@ -65,7 +66,7 @@ def main() -> None:
                     continue
                 if tool == "hibernate":
                     raw_bytes = s["size"]
-                cold = drop_caches() and cold
+                cold = not a.warm and drop_caches() and cold
                 ld = step(["load", tool, path])
                 r = results[tool]
                 r["save"].append(s["seconds"])
