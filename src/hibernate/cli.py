@@ -49,7 +49,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ._meta import VERSION
+
     p = argparse.ArgumentParser(prog="hibernate", description="Save and restore Python sessions.")
+    p.add_argument("--version", action="version", version=f"hibernate {VERSION}")
     sub = p.add_subparsers(dest="command", required=True)
     ins = sub.add_parser("inspect", help="show what a file holds (runs no code from it)")
     ins.add_argument("file")
