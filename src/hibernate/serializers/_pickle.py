@@ -16,6 +16,8 @@ Non-goals: making unpicklable objects (generators, sockets, locks) picklable.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
 import io
 import pickle
 import types
@@ -63,6 +65,10 @@ def _set_function_state(func: types.FunctionType, state: dict[str, Any]) -> type
     return func
 
 
+def _import_attr(module: str, name: str) -> object:
+    return getattr(importlib.import_module(module), name)
+
+
 def _make_cell() -> types.CellType:
     return types.CellType()
 
@@ -93,6 +99,26 @@ def _cell_reduce(cell: types.CellType) -> tuple[Any, ...]:
     return (_make_cell, (), (contents,), None, None, _set_cell)
 
 
+# Singletons that must stay the very objects of their module (dataclasses compares to them
+# with `is`), saved by reference.
+_SENTINELS: dict[int, tuple[str, str]] = {
+    id(getattr(dataclasses, name)): ("dataclasses", name)
+    for name in ("MISSING", "KW_ONLY", "_HAS_DEFAULT_FACTORY") if hasattr(dataclasses, name)
+}
+
+
+def _with_slots(cls: type, rv: Any) -> Any:
+    """cloudpickle rebuilds a class saved by value as an empty skeleton and sets its
+    attributes afterwards, too late for ``__slots__``: pass them at creation instead."""
+    slots = cls.__dict__.get("__slots__")
+    if (slots is None or not isinstance(rv, tuple) or len(rv) < 2
+            or getattr(rv[0], "__name__", "") != "_make_skeleton_class"):
+        return rv
+    args = list(rv[1])
+    args[3] = {**args[3], "__slots__": slots}
+    return (rv[0], tuple(args), *rv[2:])
+
+
 _FILE_TYPES = (io.FileIO, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
                io.TextIOWrapper)
 
@@ -112,7 +138,10 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         if isinstance(obj, _FILE_TYPES):
             raise TypeError(f"cannot save an open file ({getattr(obj, 'name', '?')!r}): "
                             "reopen it after loading")
-        return super().reducer_override(obj)
+        if id(obj) in _SENTINELS:
+            return (_import_attr, _SENTINELS[id(obj)])
+        rv = super().reducer_override(obj)
+        return _with_slots(obj, rv) if isinstance(obj, type) else rv
 
 
 class PickleSerializer(Serializer):

@@ -10,6 +10,7 @@ rename, so a crash at any point leaves either the old file or the new one.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -114,15 +115,14 @@ class LocalWriteHandle(WriteHandle):
 
 def _remove_stale_temps(directory: str, name: str) -> None:
     """Remove temp files for ``name`` left by writers whose process no longer exists."""
-    prefix = f".{name}."
+    pattern = re.compile(rf"\.{re.escape(name)}\.(\d+)-[0-9a-f]{{8}}{re.escape(TMP_SUFFIX)}")
     try:
-        candidates = [f for f in os.listdir(directory)
-                      if f.startswith(prefix) and f.endswith(TMP_SUFFIX)]
+        names = os.listdir(directory)
     except OSError:
         return
-    for f in candidates:
-        pid_part = f[len(prefix):-len(TMP_SUFFIX)].split("-", 1)[0]
-        if pid_part.isdigit() and int(pid_part) != os.getpid() and not _pid_alive(int(pid_part)):
+    for f in names:
+        m = pattern.fullmatch(f)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
             try:
                 os.unlink(os.path.join(directory, f))
             except OSError:
