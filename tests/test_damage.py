@@ -462,7 +462,8 @@ def test_damaged_blob_fails_only_its_group(tmp_path: Path) -> None:
     shared_group = [g for g in m.groups if "shared" in g.names]
     assert len(shared_group) == 1 and set(shared_group[0].names) == {"shared", "holder"}
     arr_group = m.groups[[g.id for g in m.groups].index(m.entry("arr").group)]
-    assert len(arr_group.blobs) >= 2, "the array was not stored out-of-band"
+    assert arr_group.serializer.name == "numpy" or len(arr_group.blobs) >= 2, (
+        "the array was not stored outside a pickle stream")
 
     bad = tmp_path / "bad.hib"
     for index, blob in enumerate(m.blobs):
@@ -822,7 +823,9 @@ def test_each_damage_gets_its_own_class(tmp_path: Path) -> None:
     with pytest.raises(hibernate.UntrustedFileError) as info:
         hibernate.load(p, target)
     assert target == {"keep": 1}
-    assert "arr" in info.value.names and "trust" in str(info.value)
+    # "items" needs unpickling; "arr" is stored natively and needs no code
+    assert "items" in info.value.names and "trust" in str(info.value)
+    assert "arr" not in info.value.names
 
     # a damaged blob is not raised: it is reported
     c = m.blobs[0].chunks[0]

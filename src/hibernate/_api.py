@@ -12,10 +12,10 @@ from typing import Any
 from . import _trust
 from ._capture import capture
 from ._format import BlobReader, FileWriter, read_manifest
-from ._manifest import Group, Manifest, SerializerRef
+from ._manifest import Group, Manifest, SerializerRef, Skip
 from ._meta import origin, session_info
 from ._reports import LoadReport, SavedEntry, SaveReport
-from ._restore import Restorer, check_trust, describe, select_entries
+from ._restore import NeedsCode, Restorer, check_trust, describe, select_entries
 from ._select import Selector, is_dunder
 from ._snapshot import Snapshot
 from .storage import resolve
@@ -87,21 +87,25 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     untrusted file that needs unpickling raises UntrustedFileError unless ``trust=True``.
     Names are bound all at once at the end; an entry that fails is reported, not raised.
     """
-    _not_yet(data_only=data_only, mmap=mmap)
+    _not_yet(mmap=mmap)
     start = time.perf_counter()
     ns = _namespace(namespace)
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
-        manifest = read_manifest(src, _trust.user_key())
+        manifest = read_manifest(src, _trust.user_keys())
         chosen, skipped = select_entries(manifest, Selector(include, exclude))
-        trusted = trust or manifest.signature == _trust.SignatureStatus.VALID
-        check_trust(chosen, trusted, os.fspath(path))
-        restorer = Restorer(manifest, BlobReader(src, manifest).read, ns)
+        trusted = trust or _is_trusted(manifest)
+        if not data_only:
+            check_trust(chosen, manifest, trusted, os.fspath(path))
+        restorer = Restorer(manifest, BlobReader(src, manifest).read, ns,
+                            restricted=data_only or not trusted)
         staging: dict[str, object] = {}
         failed: dict[str, str] = {}
         for entry in chosen:
             try:
                 staging[entry.name] = restorer.value(entry)
+            except NeedsCode as e:
+                skipped[entry.name] = Skip("untrusted", f"{e}; load with trust=True to restore")
             except Exception as e:  # one entry fails; the others load
                 failed[entry.name] = describe(e)
     overwritten = tuple(n for n in staging if n in ns)
@@ -111,27 +115,31 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
                       time.perf_counter() - start, manifest.signature, trusted)
 
 
+def _is_trusted(manifest: Manifest) -> bool:
+    return (manifest.signature == _trust.SignatureStatus.VALID
+            or _trust.is_trusted(manifest.manifest_digest))
+
+
 def inspect(path: PathLike, *, storage_options: dict[str, Any] | None = None) -> Manifest:
     """The file's manifest: what it holds and how, read without running any of its code."""
     from dataclasses import replace
 
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
-        return replace(read_manifest(src, _trust.user_key()), path=os.fspath(path))
+        return replace(read_manifest(src, _trust.user_keys()), path=os.fspath(path))
 
 
 def open(path: PathLike, *, trust: bool = False, data_only: bool = False,
          storage_options: dict[str, Any] | None = None) -> Snapshot:
     """A lazy, read-only mapping over the file's variables; values load on first access."""
-    _not_yet(data_only=data_only)
     store, name = resolve(path, storage_options)
     src = store.open_read(name)
     try:
-        manifest = read_manifest(src, _trust.user_key())
+        manifest = read_manifest(src, _trust.user_keys())
     except BaseException:
         src.close()
         raise
-    trusted = trust or manifest.signature == _trust.SignatureStatus.VALID
-    return Snapshot(os.fspath(path), src, manifest, trusted)
+    trusted = trust or _is_trusted(manifest)
+    return Snapshot(os.fspath(path), src, manifest, trusted, data_only)
 
 

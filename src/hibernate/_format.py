@@ -124,10 +124,10 @@ def _check_header(src: ReadHandle) -> None:
         raise FormatError(f"bad format version {version} in the header")
 
 
-def read_manifest(src: ReadHandle, key: _trust.Key | None) -> Manifest:
+def read_manifest(src: ReadHandle, keys: list[_trust.Key] | None) -> Manifest:
     """Read and check header, trailer, manifest and signature. No value is decoded.
 
-    ``key=None`` skips the signature check (the status is then reported as "unchecked").
+    ``keys=None`` skips the signature check (the status is then reported as "unchecked").
     """
     _check_header(src)
     if src.size < HEADER.size + TRAILER_SIZE:
@@ -148,8 +148,8 @@ def read_manifest(src: ReadHandle, key: _trust.Key | None) -> Manifest:
     data = src.read(offset, length)
     if hashlib.sha256(data).digest() != digest:
         raise IntegrityError("the manifest does not match its digest: the file is damaged")
-    status = "unchecked" if key is None else _trust.verify(key_id, mac,
-                                                            src.read(0, HEADER.size) + data, key)
+    status = "unchecked" if keys is None else _trust.verify(
+        key_id, mac, src.read(0, HEADER.size) + data, keys)
     manifest = Manifest.from_json(data)
     if manifest.format_version > FORMAT_VERSION:
         raise VersionError(f"manifest format version {manifest.format_version} is newer than "
@@ -157,7 +157,8 @@ def read_manifest(src: ReadHandle, key: _trust.Key | None) -> Manifest:
     if manifest.digest != DIGEST:
         raise FormatError(f"unknown chunk digest {manifest.digest!r}")
     _check_chunks(manifest.blobs, offset)
-    return replace(manifest, signature=status)
+    return replace(manifest, signature=status, manifest_digest=digest.hex(),
+                   key_id=key_id.hex() if any(key_id) else "")
 
 
 def _check_chunks(blobs: Iterable[Blob], data_end: int) -> None:

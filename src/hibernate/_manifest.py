@@ -234,6 +234,8 @@ class Manifest:
     digest: str = "sha256"
     path: str | None = field(default=None, compare=False)
     signature: str = field(default="unsigned", compare=False)  # set by the reader
+    manifest_digest: str = field(default="", compare=False)   # hex SHA-256, set by the reader
+    key_id: str = field(default="", compare=False)            # hex, set by the reader
 
     def entry(self, name: str) -> Entry:
         for e in self.entries:

@@ -14,11 +14,17 @@ from typing import Any
 
 from . import serializers
 from ._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, Manifest, Skip
+from ._restricted import RefusedGlobal, restricted_loads
 from ._select import Selector, is_plain_name
 from .errors import UntrustedFileError
 from .serializers._pickle import bound_namespace
 
-__all__ = ["Restorer", "select_entries"]
+__all__ = ["NeedsCode", "Restorer", "check_trust", "needs_code", "select_entries"]
+
+
+class NeedsCode(Exception):
+    """A data-only restore met an entry that needs code from the file (not an error: the
+    entry is reported as untrusted and skipped)."""
 
 _MISSING = object()
 
@@ -41,24 +47,30 @@ def select_entries(manifest: Manifest, select: Selector
     return chosen, skipped
 
 
-def needs_code(entry: Entry) -> bool:
-    """Restoring this entry would run code from the file (unpickle or import)."""
+def needs_code(entry: Entry, manifest: Manifest) -> bool:
+    """Restoring this entry could run code from the file: unpickling, or importing a module
+    that is not imported yet. Natively stored data (e.g. numpy arrays) needs none."""
     if entry.kind == VALUE:
-        return True
+        group = next((g for g in manifest.groups if g.id == entry.group), None)
+        return group is None or group.serializer.name not in serializers.CODE_FREE
     return entry.kind in (MODULE, IMPORT) and entry.module not in sys.modules
 
 
-def check_trust(entries: Iterable[Entry], trusted: bool, path: str) -> None:
+def check_trust(entries: Iterable[Entry], manifest: Manifest, trusted: bool, path: str) -> None:
+    """Raise UntrustedFileError, before anything is restored, if an untrusted file's
+    selected entries need code."""
     if trusted:
         return
-    names = tuple(e.name for e in entries if needs_code(e))
+    names = tuple(e.name for e in entries if needs_code(e, manifest))
     if names:
         shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10
                                           else "")
         raise UntrustedFileError(
             f"{path} is not signed with your key, and loading {shown} would run code from it "
             "(unpickling or importing). If you trust whoever made the file, load it with "
-            "trust=True (or --trust on the command line).", names)
+            "trust=True, or add it to your trust list with `hibernate trust FILE` (which "
+            "first shows what it would import and call); data_only=True loads only the "
+            "entries that need no code.", names)
 
 
 def import_object(module: str, qualname: str | None) -> object:
@@ -74,7 +86,10 @@ class Restorer:
     """Turns entries into values; caches groups so identity holds within one Restorer."""
 
     def __init__(self, manifest: Manifest, read_blob: Callable[[int], bytearray],
-                 target_globals: dict[str, Any]) -> None:
+                 target_globals: dict[str, Any], restricted: bool = False) -> None:
+        """``restricted``: run no code from the file; entries that would need some raise
+        NeedsCode."""
+        self._restricted = restricted
         self._groups = {g.id: g for g in manifest.groups}
         self._read_blob = read_blob
         self._globals = target_globals
@@ -82,6 +97,9 @@ class Restorer:
 
     def value(self, entry: Entry) -> object:
         """The restored value of one entry (raises on failure)."""
+        if entry.kind in (MODULE, IMPORT) and self._restricted and (
+                entry.module not in sys.modules):
+            raise NeedsCode(f"would import {entry.module}, which is not imported yet")
         if entry.kind == MODULE:
             return importlib.import_module(entry.module or "")
         if entry.kind == IMPORT:
@@ -112,9 +130,17 @@ class Restorer:
         if g.serializer.version > ser.version:
             raise ValueError(f"serializer {ser.name} version {g.serializer.version} is newer "
                              f"than this hibernate's ({ser.version})")
+        if self._restricted and ser.name not in serializers.CODE_FREE and ser.name != "pickle":
+            raise NeedsCode(f"stored by the {ser.name} serializer, which runs code")
         buffers = [self._read_blob(b) for b in g.blobs]
-        with bound_namespace(self._globals):
-            obj = ser.load(dict(g.meta), buffers)
+        if self._restricted and ser.name == "pickle":
+            try:
+                obj = restricted_loads(buffers[0], buffers[1:])
+            except RefusedGlobal as e:
+                raise NeedsCode(str(e)) from None
+        else:
+            with bound_namespace(self._globals):
+                obj = ser.load(dict(g.meta), buffers)
         if not g.meta.get("multi"):
             return {g.names[0]: obj}
         if not isinstance(obj, tuple) or len(obj) != len(g.names):

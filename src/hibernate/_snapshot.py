@@ -9,8 +9,8 @@ from typing import Any
 
 from ._format import BlobReader
 from ._manifest import SKIPPED, Manifest
-from ._restore import Restorer, check_trust, describe
-from .errors import HibernateError
+from ._restore import NeedsCode, Restorer, check_trust, describe
+from .errors import HibernateError, UntrustedFileError
 from .storage import ReadHandle
 
 __all__ = ["Snapshot"]
@@ -38,21 +38,28 @@ class Snapshot(Mapping[str, Any]):
     Within one Snapshot, identity between values holds as in the saved session.
     """
 
-    def __init__(self, path: str, src: ReadHandle, manifest: Manifest, trusted: bool) -> None:
+    def __init__(self, path: str, src: ReadHandle, manifest: Manifest, trusted: bool,
+                 data_only: bool = False) -> None:
         self.path = path
         self.manifest = manifest
         self.trusted = trusted
+        self.data_only = data_only
         self._src: ReadHandle | None = src
         self._entries = {e.name: e for e in manifest.entries if e.kind != SKIPPED}
-        self._restorer = Restorer(manifest, BlobReader(src, manifest).read, _LazyGlobals(self))
+        self._restorer = Restorer(manifest, BlobReader(src, manifest).read, _LazyGlobals(self),
+                                  restricted=data_only or not trusted)
 
     def __getitem__(self, name: str) -> Any:
         entry = self._entries[name]
         if self._src is None:
             raise HibernateError(f"snapshot of {self.path} is closed")
-        check_trust([entry], self.trusted, self.path)
+        if not self.data_only:
+            check_trust([entry], self.manifest, self.trusted, self.path)
         try:
             return self._restorer.value(entry)
+        except NeedsCode as e:
+            raise UntrustedFileError(f"{name!r} in {self.path}: {e}; open the file with "
+                                     "trust=True to restore it", (name,)) from None
         except HibernateError:
             raise
         except Exception as e:

@@ -6,7 +6,9 @@ key), else a random 32-byte key made on first use in the user's config directory
 (``HIBERNATE_CONFIG_DIR`` overrides the directory). A key id stored beside the signature
 tells "signed with another key" apart from "tampered".
 
-Non-goals (for now): key rotation, the trust list, opcode inspection.
+Keys can be rotated: the old key is kept (``<config>/retired/``) so files it signed still
+verify. A file signed with someone else's key can be trusted by its manifest digest (the
+trust list ``<config>/trusted``), which works for read-only and remote files alike.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from dataclasses import dataclass
 
 from .errors import HibernateError, IntegrityError
 
-__all__ = ["Key", "SignatureStatus", "user_key", "verify"]
+__all__ = ["Key", "SignatureStatus", "add_trusted", "is_trusted", "rotate_key", "user_key",
+           "user_keys", "verify"]
 
 KEY_FILE = "key"
+RETIRED_DIR = "retired"
+TRUST_FILE = "trusted"
 KEY_ID_LEN = 16
 MAC_LEN = 32
 
@@ -85,11 +90,76 @@ class SignatureStatus:
     UNSIGNED = "unsigned"
 
 
-def verify(key_id: bytes, mac: bytes, signed_data: bytes, key: Key) -> str:
-    """Check a file's signature; IntegrityError if it is the user's key id but a wrong MAC."""
+def user_keys() -> list[Key]:
+    """The current key first, then retired ones (which still verify, never sign)."""
+    keys = [user_key()]
+    retired = os.path.join(config_dir(), RETIRED_DIR)
+    try:
+        names = sorted(os.listdir(retired))
+    except OSError:
+        return keys
+    for name in names:
+        try:
+            with open(os.path.join(retired, name), "rb") as f:
+                secret = f.read()
+        except OSError:
+            continue
+        if len(secret) >= 16:
+            keys.append(Key(secret))
+    return keys
+
+
+def rotate_key() -> Key:
+    """Retire the key file's key (kept for verification) and make a new one."""
+    if os.environ.get("HIBERNATE_KEY"):
+        raise HibernateError("HIBERNATE_KEY is set: rotate it where it is managed; to keep "
+                             "verifying old files, keep the old value in the key file's "
+                             "retired/ directory")
+    old = user_key()
+    path = os.path.join(config_dir(), KEY_FILE)
+    retired = os.path.join(config_dir(), RETIRED_DIR)
+    os.makedirs(retired, mode=0o700, exist_ok=True)
+    target = os.path.join(retired, old.id.hex() + ".key")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(old.secret)
+        f.flush()
+        os.fsync(f.fileno())
+    os.unlink(path)
+    return Key(_create_key_file(path))
+
+
+def _trust_path() -> str:
+    return os.path.join(config_dir(), TRUST_FILE)
+
+
+def is_trusted(manifest_digest: str) -> bool:
+    """True when the manifest digest (hex SHA-256) is on the user's trust list."""
+    try:
+        with open(_trust_path(), encoding="utf-8") as f:
+            return any(line.split(maxsplit=1)[:1] == [manifest_digest] for line in f)
+    except OSError:
+        return False
+
+
+def add_trusted(manifest_digest: str, note: str = "") -> None:
+    """Add a manifest digest to the trust list (appending one line; idempotent)."""
+    if is_trusted(manifest_digest):
+        return
+    os.makedirs(config_dir(), mode=0o700, exist_ok=True)
+    clean = " ".join(note.split())[:200]
+    fd = os.open(_trust_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(f"{manifest_digest}  {clean}\n")
+
+
+def verify(key_id: bytes, mac: bytes, signed_data: bytes, keys: list[Key]) -> str:
+    """Check a file's signature; IntegrityError if it names one of the user's keys but the
+    MAC does not match (the file was changed after it was signed)."""
     if key_id == bytes(KEY_ID_LEN) and mac == bytes(MAC_LEN):
         return SignatureStatus.UNSIGNED
-    if not hmac.compare_digest(key_id, key.id):
+    key = next((k for k in keys if hmac.compare_digest(key_id, k.id)), None)
+    if key is None:
         return SignatureStatus.FOREIGN
     if not hmac.compare_digest(mac, key.sign(signed_data)):
         raise IntegrityError("the file's signature does not match its contents: it was "

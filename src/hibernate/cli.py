@@ -26,13 +26,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from ._format import BlobReader, read_manifest
-    from ._trust import user_key
+    from ._trust import user_keys
     from .storage import resolve
 
     store, key = resolve(args.file)
     bad = 0
     with store.open_read(key) as src:
-        manifest = read_manifest(src, user_key())
+        manifest = read_manifest(src, user_keys())
         reader = BlobReader(src, manifest)
         for i in range(len(manifest.blobs)):
             try:
