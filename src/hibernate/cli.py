@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +49,74 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if not bad else 1
 
 
+def file_globals(path: str) -> tuple[object, dict[tuple[str, str], list[str]]]:
+    """The manifest, and every global the file's pickles name → the variables naming it.
+    Read from the opcodes: nothing is unpickled or imported."""
+    from ._format import BlobReader, read_manifest
+    from ._opcodes import referenced_globals
+    from ._trust import user_keys
+    from .storage import resolve
+
+    store, key = resolve(path)
+    found: dict[tuple[str, str], list[str]] = {}
+    with store.open_read(key) as src:
+        manifest = read_manifest(src, user_keys())
+        reader = BlobReader(src, manifest)
+        for g in manifest.groups:
+            if g.serializer.name != "pickle" or not g.blobs:
+                continue
+            refs: list[tuple[str, str]]
+            try:
+                refs = list(referenced_globals(reader.read(g.blobs[0])))
+            except (ValueError, HibernateError) as err:
+                refs = [("?", f"unreadable pickle: {err}")]
+            for ref in refs:
+                found.setdefault(ref, []).extend(g.names)
+        for e in manifest.entries:
+            if e.kind in ("module", "import") and e.module:
+                found.setdefault((e.module, e.qualname or ""), []).append(e.name)
+    return manifest, found
+
+
+def _trust(args: argparse.Namespace) -> int:
+    from ._reports import clean
+    from ._trust import add_trusted
+
+    manifest, found = file_globals(args.file)
+    print(f"{args.file}: signature {manifest.signature}")  # type: ignore[attr-defined]
+    print("Loading it would import and call (read from its pickles, nothing was run):")
+    for (module, name), users in sorted(found.items()):
+        who = ", ".join(sorted(set(users)))
+        what = f"{clean(module, 60)}.{clean(name, 60)}" if name else f"import {clean(module, 60)}"
+        print(f"  {what}  (for {clean(who, 60)})")
+    if not found:
+        print("  nothing")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("not trusted: pass --yes to trust it without a prompt", file=sys.stderr)
+            return 1
+        if input("Trust this file? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("not trusted")
+            return 1
+    add_trusted(manifest.manifest_digest, f"{args.file}")  # type: ignore[attr-defined]
+    print(f"trusted: {manifest.manifest_digest}")  # type: ignore[attr-defined]
+    return 0
+
+
+def _key(args: argparse.Namespace) -> int:
+    from ._trust import config_dir, rotate_key, user_key
+
+    if args.action == "rotate":
+        old = user_key()
+        new = rotate_key()
+        print(f"retired key {old.id.hex()} (it still verifies files it signed); "
+              f"new key {new.id.hex()}")
+    else:
+        source = "HIBERNATE_KEY" if os.environ.get("HIBERNATE_KEY") else config_dir()
+        print(f"key id {user_key().id.hex()} (from {source})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._meta import VERSION
 
@@ -61,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="check every chunk digest and the signature")
     ver.add_argument("file")
     ver.set_defaults(func=_verify)
+    tr = sub.add_parser("trust", help="show what a file would import and call, then trust it")
+    tr.add_argument("file")
+    tr.add_argument("--yes", action="store_true", help="trust without asking")
+    tr.set_defaults(func=_trust)
+    key = sub.add_parser("key", help="show your key id, or rotate your key")
+    key.add_argument("action", choices=["id", "rotate"], nargs="?", default="id")
+    key.set_defaults(func=_key)
     return p
 
 
