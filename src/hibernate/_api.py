@@ -109,7 +109,8 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
             except Exception as e:  # one entry fails; the others load
                 failed[entry.name] = describe(e)
     overwritten = tuple(n for n in staging if n in ns)
-    kept = tuple(n for n in ns if n not in staging and not is_dunder(n))
+    in_file = {e.name for e in manifest.entries}
+    kept = tuple(n for n in ns if n not in in_file and not is_dunder(n))
     ns.update(staging)
     return LoadReport(os.fspath(path), tuple(staging), failed, skipped, overwritten, kept,
                       time.perf_counter() - start, manifest.signature, trusted)

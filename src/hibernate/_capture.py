@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import serializers
@@ -108,7 +108,7 @@ def _dump_one(name: str, value: object) -> tuple[Dumped | None, Skip | None]:
     except RecursionError:
         return None, Skip("unpicklable", "too deeply nested to serialize")
     except Exception as e:  # one bad object is skipped, never the whole save
-        return None, Skip("unpicklable", f"{type(e).__name__}: {e}")
+        return None, Skip("unpicklable", describe(e))
 
 
 def capture(ns: dict[str, Any], select: Selector, in_ipython: bool = False,
@@ -121,32 +121,39 @@ def capture(ns: dict[str, Any], select: Selector, in_ipython: bool = False,
         for name, value in list(ns.items()):
             if on_progress:
                 on_progress(name)
-            skip = _skip_reason(name, value, ns, select, in_ipython)
-            entry = (Entry(name, SKIPPED, type_name(value), skip=skip) if skip
-                     else _classify(name, value, ns))
-            if entry is None:
-                d, skip = _dump_one(name, value)
-                if d is None:
-                    entry = Entry(name, SKIPPED, type_name(value), skip=skip)
-                else:
-                    dumped[name], values[name] = d, value
-                    shape, dtype = _array_info(value)
-                    entry = Entry(name, VALUE, type_name(value), size=d.nbytes, shape=shape,
-                                  dtype=dtype)
-            entries[name] = entry
-        groups = _group(dumped, values, ns)
-        captured_groups = []
-        for gid, names in enumerate(groups):
-            captured_groups.append(_dump_group(names, dumped, values))
-            for n in names:
-                entries[n] = _with_group(entries[n], gid)
+            entries[name] = _capture_one(name, value, ns, select, in_ipython, dumped, values)
+        captured_groups: list[CapturedGroup] = []
+        for names in _group(dumped, values, ns):
+            for group in _dump_group(names, dumped, values):
+                for n in group.names:
+                    entries[n] = replace(entries[n], group=len(captured_groups))
+                captured_groups.append(group)
     return Captured(list(entries.values()), captured_groups)
 
 
-def _with_group(e: Entry, gid: int) -> Entry:
-    from dataclasses import replace
+def _capture_one(name: str, value: object, ns: dict[str, Any], select: Selector,
+                 in_ipython: bool, dumped: dict[str, Dumped], values: dict[str, object]
+                 ) -> Entry:
+    """The entry for one name; a value's first serialization goes into ``dumped``."""
+    skip = _skip_reason(name, value, ns, select, in_ipython)
+    if skip:
+        return Entry(name, SKIPPED, type_name(value), skip=skip)
+    try:
+        entry = _classify(name, value, ns)
+    except Exception as e:  # e.g. a proxy whose __getattr__ raises outside its context
+        return Entry(name, SKIPPED, type_name(value), skip=Skip("unpicklable", describe(e)))
+    if entry is not None:
+        return entry
+    d, skip = _dump_one(name, value)
+    if d is None:
+        return Entry(name, SKIPPED, type_name(value), skip=skip)
+    dumped[name], values[name] = d, value
+    shape, dtype = _array_info(value)
+    return Entry(name, VALUE, type_name(value), size=d.nbytes, shape=shape, dtype=dtype)
 
-    return replace(e, group=gid)
+
+def describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
 
 
 def _group(dumped: dict[str, Dumped], values: dict[str, object], ns: dict[str, Any]
@@ -175,11 +182,16 @@ def _group(dumped: dict[str, Dumped], values: dict[str, object], ns: dict[str, A
 
 
 def _dump_group(names: tuple[str, ...], dumped: dict[str, Dumped], values: dict[str, object]
-                ) -> CapturedGroup:
-    if len(names) == 1:
-        d = dumped[names[0]]
-        return CapturedGroup(names, serializers.lookup(values[names[0]]), d)
-    pickler = serializers.get("pickle")
-    d = pickler.dump(tuple(values[n] for n in names))
-    d.meta["multi"] = True
-    return CapturedGroup(names, pickler, d)
+                ) -> list[CapturedGroup]:
+    """One group for the names, pickled together; if that fails (each pickled alone before),
+    fall back to one group per name: the values are kept, their shared identity is not."""
+    if len(names) > 1:
+        pickler = serializers.get("pickle")
+        try:
+            d = pickler.dump(tuple(values[n] for n in names))
+        except Exception:
+            pass
+        else:
+            d.meta["multi"] = True
+            return [CapturedGroup(names, pickler, d)]
+    return [CapturedGroup((n,), serializers.lookup(values[n]), dumped[n]) for n in names]

@@ -19,6 +19,7 @@ Every chunk records the SHA-256 of its raw bytes, so damage is found per chunk.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import zlib
 from collections.abc import Iterable
@@ -42,7 +43,17 @@ CHUNK_SIZE = 4 << 20
 DIGEST = "sha256"
 assert TRAILER_SIZE == 128
 
-_HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hibernate-hash")
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    """Threads that hash chunks; made per process (a forked child has none of its parent's
+    threads, so it must not reuse the parent's pool)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=2,
+                                                 thread_name_prefix="hibernate-hash"))
+    return _pool[1]
 
 
 def _sha256(view: memoryview) -> str:
@@ -84,7 +95,7 @@ class FileWriter:
         for start in range(0, max(len(view), 1), self._chunk_size):
             piece = view[start:start + self._chunk_size]
             self._pad()
-            pending.append((self._pos, len(piece), _HASH_POOL.submit(_sha256, piece)))
+            pending.append((self._pos, len(piece), _hash_pool().submit(_sha256, piece)))
             self._write(piece)
         chunks = tuple(Chunk(off, n, n, "raw", fut.result()) for off, n, fut in pending)
         self._blobs.append(Blob(chunks))
@@ -196,7 +207,7 @@ class BlobReader:
                 self._src.readinto(c.offset, piece)
             except StorageError:
                 raise
-            checks.append((c, _HASH_POOL.submit(_sha256, piece)))
+            checks.append((c, _hash_pool().submit(_sha256, piece)))
             pos += c.raw
         for c, fut in checks:
             if fut.result() != c.digest:

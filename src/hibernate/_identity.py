@@ -9,8 +9,8 @@ runs in C, and stops where identity is not the session's to keep:
 - classes, modules and code are not followed: classes saved by value are restored once per
   process, so instances in different groups still share their class;
 - functions are followed through their closure cells, defaults and ``__dict__`` only, never
-  their ``__globals__``; only functions saved by value (``__globals__`` is the namespace)
-  and not methods are counted;
+  their ``__globals__`` (a closure from a library still ties the list it appends to); only
+  functions saved by value (``__globals__`` is the namespace) and not methods are counted;
 - the namespace itself is never entered.
 
 Limits: objects that hide their references from the collector (numpy object arrays, some C

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 __all__ = ["Selector", "ipython_internal", "is_dunder", "is_plain_name"]
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
-_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___",
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open", "_", "__", "___",
                             "_i", "_ii", "_iii", "_ih", "_oh", "_dh", "_exit_code"})
 _IPYTHON_NUMBERED = re.compile(r"_i?\d+\Z")
 

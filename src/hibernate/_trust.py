@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
 from dataclasses import dataclass
 
 from .errors import HibernateError, IntegrityError
@@ -70,17 +71,23 @@ def user_key() -> Key:
 
 
 def _create_key_file(path: str) -> bytes:
+    """Write a new key where no key is: a complete temp file is linked into place, so a
+    racing process either wins or reads the winner's complete key; never overwritten."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     secret = os.urandom(32)
+    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
     except FileExistsError:  # another process made it first: use theirs
         with open(path, "rb") as f:
             return f.read()
-    with os.fdopen(fd, "wb") as f:
-        f.write(secret)
-        f.flush()
-        os.fsync(f.fileno())
+    finally:
+        os.unlink(tmp)
     return secret
 
 

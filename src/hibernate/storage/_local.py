@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import weakref
 from collections.abc import Iterator
 
 from ..errors import StorageError
@@ -36,8 +37,13 @@ class LocalReadHandle(ReadHandle):
     def __init__(self, path: str) -> None:
         try:
             self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except OSError as e:
+            raise StorageError(f"cannot open {path}: {e.strerror or e}") from e
+        self._closer = weakref.finalize(self, os.close, self._fd)  # closes it if forgotten
+        try:
             self.size = os.fstat(self._fd).st_size
         except OSError as e:
+            self.close()
             raise StorageError(f"cannot open {path}: {e.strerror or e}") from e
         self.path = path
 
@@ -60,9 +66,8 @@ class LocalReadHandle(ReadHandle):
             raise StorageError(f"cannot read {self.path}: {e.strerror or e}") from e
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._closer()
+        self._fd = -1
 
 
 class LocalWriteHandle(WriteHandle):
