@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import serializers
-from ._identity import identity_ids
+from ._identity import ReachesNamespace, identity_ids
 from ._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Skip
 from ._select import Selector, ipython_internal, is_dunder
 from .serializers import Dumped
@@ -117,13 +117,21 @@ def capture(ns: dict[str, Any], select: Selector, in_ipython: bool = False,
     entries: dict[str, Entry] = {}
     dumped: dict[str, Dumped] = {}
     values: dict[str, object] = {}
+    reach: dict[str, set[int]] = {}
     with bound_namespace(ns):
         for name, value in list(ns.items()):
             if on_progress:
                 on_progress(name)
             entries[name] = _capture_one(name, value, ns, select, in_ipython, dumped, values)
+            if name in dumped:
+                try:
+                    reach[name] = identity_ids(value, ns)
+                except ReachesNamespace:
+                    del dumped[name], values[name]
+                    entries[name] = Entry(name, SKIPPED, type_name(value), skip=Skip(
+                        "namespace", "holds the session namespace itself (like globals())"))
         captured_groups: list[CapturedGroup] = []
-        for names in _group(dumped, values, ns):
+        for names in _group(reach):
             for group in _dump_group(names, dumped, values):
                 for n in group.names:
                     entries[n] = replace(entries[n], group=len(captured_groups))
@@ -156,10 +164,9 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _group(dumped: dict[str, Dumped], values: dict[str, object], ns: dict[str, Any]
-           ) -> list[tuple[str, ...]]:
+def _group(reach: dict[str, set[int]]) -> list[tuple[str, ...]]:
     """Union the variables that reach a common object with identity (union-find)."""
-    parent = {n: n for n in dumped}
+    parent = {n: n for n in reach}
 
     def find(n: str) -> str:
         while parent[n] != n:
@@ -168,15 +175,15 @@ def _group(dumped: dict[str, Dumped], values: dict[str, object], ns: dict[str, A
         return n
 
     owner: dict[int, str] = {}
-    for name in dumped:
-        for i in identity_ids(values[name], ns):
+    for name, ids in reach.items():
+        for i in ids:
             other = owner.setdefault(i, name)
             if other != name:
                 a, b = find(other), find(name)
                 if a != b:
                     parent[b] = a
     groups: dict[str, list[str]] = {}
-    for n in dumped:
+    for n in reach:
         groups.setdefault(find(n), []).append(n)
     return [tuple(g) for g in groups.values()]
 

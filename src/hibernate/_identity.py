@@ -11,7 +11,7 @@ runs in C, and stops where identity is not the session's to keep:
 - functions are followed through their closure cells, defaults and ``__dict__`` only, never
   their ``__globals__`` (a closure from a library still ties the list it appends to); only
   functions saved by value (``__globals__`` is the namespace) and not methods are counted;
-- the namespace itself is never entered.
+- reaching the namespace itself raises ReachesNamespace (such a value is skipped).
 
 Limits: objects that hide their references from the collector (numpy object arrays, some C
 extension types) are not looked into, so sharing through them is not detected: the values
@@ -25,7 +25,11 @@ import sys
 import types
 from typing import Any
 
-__all__ = ["identity_ids"]
+__all__ = ["ReachesNamespace", "identity_ids"]
+
+
+class ReachesNamespace(Exception):
+    """The value holds the namespace itself (saving it would copy the whole session)."""
 
 _ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis),
                     type(NotImplemented), range, slice})
@@ -79,9 +83,10 @@ def _without_atoms(objs: list[object]) -> list[object]:
 
 
 def identity_ids(root: object, ns: dict[str, Any]) -> set[int]:
-    """Ids of the objects with identity that ``root`` reaches (``root`` included)."""
+    """Ids of the objects with identity that ``root`` reaches (``root`` included).
+    Raises ReachesNamespace if it reaches ``ns``."""
     opaque = _opaque_types()
-    seen: set[int] = {id(ns)}
+    seen: set[int] = set()
     counted: set[int] = set()
     frontier = _without_atoms([root])
     while frontier:
@@ -106,6 +111,8 @@ def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
     walk: list[object] = []
     nxt: list[object] = []
     for obj in frontier:
+        if obj is ns:
+            raise ReachesNamespace
         i = id(obj)
         if i in seen:
             continue
@@ -120,8 +127,7 @@ def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
         if _counted(obj, t, ns):
             counted.add(i)
         if t is types.FunctionType:
-            if obj.__globals__ is ns:  # type: ignore[attr-defined]
-                nxt.extend(_function_parts(obj))  # type: ignore[arg-type]
+            nxt.extend(_function_parts(obj))  # type: ignore[arg-type]
         elif t is types.MethodType:
             nxt.extend((obj.__self__, obj.__func__))  # type: ignore[attr-defined]
         elif t is types.BuiltinFunctionType:

@@ -8,7 +8,9 @@ value that fails to restore fails only its own group's entries.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
+import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -82,6 +84,28 @@ def import_object(module: str, qualname: str | None) -> object:
     return obj
 
 
+def static_reference(entry: Entry) -> object:
+    """A module or import reference resolved without running any code: the module must be
+    imported already, and each attribute must be in a module's or class's own namespace
+    (no ``__getattr__``, no properties, no lazy imports)."""
+    module = sys.modules.get(entry.module or "")
+    if module is None:
+        raise NeedsCode(f"would import {entry.module}, which is not imported yet")
+    obj: object = module
+    for part in (entry.qualname or "").split(".") if entry.kind == IMPORT else ():
+        if not issubclass(type(obj), (types.ModuleType, type)):
+            raise NeedsCode(f"{entry.module}.{entry.qualname} is not a plain attribute")
+        try:
+            obj = inspect.getattr_static(obj, part)
+        except AttributeError:
+            raise NeedsCode(f"{entry.module}.{entry.qualname} is not defined without running "
+                            "code") from None
+    if hasattr(type(obj), "__get__") and not issubclass(
+            type(obj), (types.FunctionType, types.BuiltinFunctionType, type)):
+        raise NeedsCode(f"{entry.module}.{entry.qualname} is a descriptor")
+    return obj
+
+
 class Restorer:
     """Turns entries into values; caches groups so identity holds within one Restorer."""
 
@@ -94,12 +118,12 @@ class Restorer:
         self._read_blob = read_blob
         self._globals = target_globals
         self._cache: dict[int, dict[str, object] | Exception] = {}
+        self._classes: dict[str, Any] = {}  # classes restored by value, made once per load
 
     def value(self, entry: Entry) -> object:
         """The restored value of one entry (raises on failure)."""
-        if entry.kind in (MODULE, IMPORT) and self._restricted and (
-                entry.module not in sys.modules):
-            raise NeedsCode(f"would import {entry.module}, which is not imported yet")
+        if entry.kind in (MODULE, IMPORT) and self._restricted:
+            return static_reference(entry)
         if entry.kind == MODULE:
             return importlib.import_module(entry.module or "")
         if entry.kind == IMPORT:
@@ -139,7 +163,7 @@ class Restorer:
             except RefusedGlobal as e:
                 raise NeedsCode(str(e)) from None
         else:
-            with bound_namespace(self._globals):
+            with bound_namespace(self._globals, self._classes):
                 obj = ser.load(dict(g.meta), buffers)
         if not g.meta.get("multi"):
             return {g.names[0]: obj}

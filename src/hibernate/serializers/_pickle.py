@@ -36,17 +36,23 @@ PROTOCOL = 5
 OUT_OF_BAND_MIN = 64 << 10
 
 _namespace: ContextVar[dict[str, Any] | None] = ContextVar("hibernate_namespace", default=None)
+# Classes restored by value in one load, by cloudpickle's tracker id (see _make_class).
+_classes: ContextVar[dict[str, Any] | None] = ContextVar("hibernate_classes", default=None)
 
 
 @contextlib.contextmanager
-def bound_namespace(ns: dict[str, Any]) -> Iterator[None]:
+def bound_namespace(ns: dict[str, Any], classes: dict[str, Any] | None = None
+                    ) -> Iterator[None]:
     """While active, functions whose globals are ``ns`` are saved without their globals, and
-    restored functions get ``ns`` as their globals."""
+    restored functions get ``ns`` as their globals. ``classes`` is one load's registry of
+    classes restored by value: within it a class is made once, whatever group names it."""
     token = _namespace.set(ns)
+    token2 = _classes.set(classes)
     try:
         yield
     finally:
         _namespace.reset(token)
+        _classes.reset(token2)
 
 
 # ---- reconstructors (importable, so that pickles can name them) -------------------------
@@ -67,6 +73,35 @@ def _set_function_state(func: types.FunctionType, state: dict[str, Any]) -> type
 
 def _import_attr(module: str, name: str) -> object:
     return getattr(importlib.import_module(module), name)
+
+
+def _make_class(make: Any, args: tuple[Any, ...], tracker_at: int) -> type:
+    """Make a class saved by value once per load (not once per process, as cloudpickle's
+    own tracker does: that would hand a later load the class of an earlier one, or the
+    saving process's live class, and rebind its methods to the new namespace)."""
+    registry = _classes.get()
+    tracker = args[tracker_at]
+    if registry is not None and tracker in registry:
+        return registry[tracker]  # type: ignore[no-any-return]
+    fresh = list(args)
+    fresh[tracker_at] = None
+    cls: type = make(*fresh)
+    if registry is not None and tracker is not None:
+        registry[tracker] = cls
+    return cls
+
+
+def _set_class_state(cls: type, state: Any) -> type:
+    registry = _classes.get()
+    if registry is not None:
+        done = registry.setdefault("__populated__", set())
+        if id(cls) in done:
+            return cls
+        done.add(id(cls))
+    from cloudpickle.cloudpickle import _class_setstate  # type: ignore[import-untyped]
+
+    _class_setstate(cls, state)
+    return cls
 
 
 def _make_cell() -> types.CellType:
@@ -107,6 +142,19 @@ _SENTINELS: dict[int, tuple[str, str]] = {
 }
 
 
+_TRACKER_ARG = {"_make_skeleton_class": 4, "_make_skeleton_enum": 5}
+
+
+def _per_load_class(rv: Any) -> Any:
+    """Route a class-by-value reduction through _make_class / _set_class_state."""
+    if not isinstance(rv, tuple) or len(rv) != 6:
+        return rv
+    at = _TRACKER_ARG.get(getattr(rv[0], "__name__", ""))
+    if at is None or getattr(rv[5], "__name__", "") != "_class_setstate":
+        return rv
+    return (_make_class, (rv[0], tuple(rv[1]), at), rv[2], rv[3], rv[4], _set_class_state)
+
+
 def _with_slots(cls: type, rv: Any) -> Any:
     """cloudpickle rebuilds a class saved by value as an empty skeleton and sets its
     attributes afterwards, too late for ``__slots__``: pass them at creation instead."""
@@ -141,7 +189,7 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         if id(obj) in _SENTINELS:
             return (_import_attr, _SENTINELS[id(obj)])
         rv = super().reducer_override(obj)
-        return _with_slots(obj, rv) if isinstance(obj, type) else rv
+        return _per_load_class(_with_slots(obj, rv)) if isinstance(obj, type) else rv
 
 
 class PickleSerializer(Serializer):
