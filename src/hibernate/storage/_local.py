@@ -71,6 +71,9 @@ class LocalReadHandle(ReadHandle):
 
 
 class LocalWriteHandle(WriteHandle):
+    """Writes go through ``os.write`` on a raw descriptor: every write, fsync and rename is
+    one system call whose failure fails the save (a failed fsync is never retried)."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         d, name = os.path.split(os.path.abspath(path))
@@ -78,23 +81,23 @@ class LocalWriteHandle(WriteHandle):
         _remove_stale_temps(d, name)
         self.tmp = os.path.join(d, f".{name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}")
         try:
-            self._f = open(self.tmp, "xb", buffering=0)  # noqa: SIM115 - closed in commit/discard
+            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except OSError as e:
             raise StorageError(f"cannot create {self.tmp}: {e.strerror or e}") from e
 
     def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data).cast("B")
         try:
-            view = memoryview(data).cast("B")
             while view:
-                n = self._f.write(view)
-                view = view[n:]
+                view = view[os.write(self._fd, view):]
         except OSError as e:
             raise StorageError(f"cannot write {self.tmp}: {e.strerror or e}") from e
 
     def commit(self) -> None:
         try:
-            os.fsync(self._f.fileno())
-            self._f.close()
+            os.fsync(self._fd)
+            fd, self._fd = self._fd, -1
+            os.close(fd)
             os.replace(self.tmp, self.path)
         except OSError as e:
             self.discard()
@@ -109,13 +112,16 @@ class LocalWriteHandle(WriteHandle):
             raise StorageError(f"saved {self.path} but could not fsync its directory: {e}") from e
 
     def discard(self) -> None:
-        try:
-            self._f.close()
-        finally:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
             try:
-                os.unlink(self.tmp)
-            except FileNotFoundError:
+                os.close(fd)
+            except OSError:
                 pass
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
 
 
 def _remove_stale_temps(directory: str, name: str) -> None:
