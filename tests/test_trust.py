@@ -247,3 +247,20 @@ def test_cli_key_id(tmp_path: Path) -> None:
                          text=True, check=True)
     assert "key id" in out.stdout and "HIBERNATE_KEY" in out.stdout
     json.dumps(out.stdout)
+
+
+def test_a_chunk_swapped_in_from_another_file_fails_its_entry(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.hib", tmp_path / "b.hib"
+    hibernate.save(a, {"x": bytes(range(256)) * 400, "y": [1, 2, 3]})
+    hibernate.save(b, {"x": bytes(reversed(range(256))) * 400, "y": [1, 2, 3]})
+    ma, mb = hibernate.inspect(a), hibernate.inspect(b)
+    ca = ma.blobs[ma.groups[[g.names for g in ma.groups].index(("x",))].blobs[0]].chunks[0]
+    cb = mb.blobs[mb.groups[[g.names for g in mb.groups].index(("x",))].blobs[0]].chunks[0]
+    assert ca.stored == cb.stored
+    data = bytearray(a.read_bytes())
+    data[ca.offset:ca.offset + ca.stored] = b.read_bytes()[cb.offset:cb.offset + cb.stored]
+    a.write_bytes(bytes(data))
+    ns: dict = {}
+    r = hibernate.load(a, ns)
+    assert list(r.failed) == ["x"] and "digest" in r.failed["x"]
+    assert ns == {"y": [1, 2, 3]}
