@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from ._api import inspect, load, open, save
+from ._ipython import load_ipython_extension, unload_ipython_extension
 from ._manifest import Entry, Manifest, Skip
 from ._meta import VERSION as __version__
 from ._reports import LoadReport, SavedEntry, SaveReport
@@ -39,6 +40,8 @@ __all__ = [
     "__version__",
     "inspect",
     "load",
+    "load_ipython_extension",
     "open",
     "save",
+    "unload_ipython_extension",
 ]

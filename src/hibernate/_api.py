@@ -13,10 +13,10 @@ from . import _trust
 from ._capture import capture
 from ._format import BlobReader, FileWriter, read_manifest
 from ._manifest import Group, Manifest, SerializerRef, Skip
-from ._meta import origin, session_info
+from ._meta import session_info
 from ._reports import LoadReport, SavedEntry, SaveReport
 from ._restore import NeedsCode, Restorer, check_trust, describe, select_entries
-from ._select import Selector, is_dunder
+from ._select import Selector, ipython_hidden, is_dunder
 from ._snapshot import Snapshot
 from .storage import resolve
 
@@ -56,7 +56,7 @@ def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     ns = _namespace(namespace)
     key = _trust.user_key()
     store, name = resolve(path, storage_options)
-    captured = capture(ns, Selector(include, exclude), in_ipython=origin() != "script")
+    captured = capture(ns, Selector(include, exclude), hidden=ipython_hidden(ns))
     out = store.open_write(name)
     try:
         writer = FileWriter(out)
@@ -93,7 +93,8 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
         manifest = read_manifest(src, _trust.user_keys())
-        chosen, skipped = select_entries(manifest, Selector(include, exclude))
+        chosen, skipped = select_entries(manifest, Selector(include, exclude),
+                                         ipython_hidden(ns))
         trusted = trust or _is_trusted(manifest)
         if not data_only:
             check_trust(chosen, manifest, trusted, os.fspath(path))

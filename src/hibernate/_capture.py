@@ -19,9 +19,9 @@ from typing import Any
 from . import serializers
 from ._identity import ReachesNamespace, identity_ids
 from ._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Skip
-from ._select import Selector, ipython_internal, is_dunder
+from ._select import Selector, ipython_internal, is_dunder, is_machinery
 from .serializers import Dumped
-from .serializers._pickle import bound_namespace
+from .serializers._pickle import MachineryError, bound_namespace
 
 __all__ = ["Captured", "capture"]
 
@@ -76,13 +76,15 @@ def _array_info(obj: object) -> tuple[tuple[int, ...] | None, str | None]:
 
 
 def _skip_reason(name: str, value: object, ns: dict[str, Any], select: Selector,
-                 in_ipython: bool) -> Skip | None:
+                 hidden: frozenset[str] | None) -> Skip | None:
     if is_dunder(name):
         return Skip("dunder", "module attribute, not session state")
     if not select(name):
         return Skip("excluded", "not selected by include/exclude")
-    if in_ipython and ipython_internal(name):
+    if hidden is not None and (name in hidden or ipython_internal(name)):
         return Skip("ipython-internal", "IPython's own history and helpers")
+    if is_machinery(value):
+        return Skip("ipython-internal", f"IPython/Jupyter machinery ({type_name(value)})")
     if value is ns:
         return Skip("namespace", "a reference to the namespace itself")
     return None
@@ -107,13 +109,16 @@ def _dump_one(name: str, value: object) -> tuple[Dumped | None, Skip | None]:
         return serializers.lookup(value).dump(value), None
     except RecursionError:
         return None, Skip("unpicklable", "too deeply nested to serialize")
+    except MachineryError as e:
+        return None, Skip("ipython-internal", str(e))
     except Exception as e:  # one bad object is skipped, never the whole save
         return None, Skip("unpicklable", describe(e))
 
 
-def capture(ns: dict[str, Any], select: Selector, in_ipython: bool = False,
+def capture(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = None,
             on_progress: Callable[[str], None] | None = None) -> Captured:
-    """Classify and serialize every name of ``ns`` (BaseExceptions propagate)."""
+    """Classify and serialize every name of ``ns`` (BaseExceptions propagate). ``hidden``:
+    the names IPython keeps in ``ns`` for itself, when ``ns`` is a shell's namespace."""
     entries: dict[str, Entry] = {}
     dumped: dict[str, Dumped] = {}
     values: dict[str, object] = {}
@@ -122,7 +127,7 @@ def capture(ns: dict[str, Any], select: Selector, in_ipython: bool = False,
         for name, value in list(ns.items()):
             if on_progress:
                 on_progress(name)
-            entries[name] = _capture_one(name, value, ns, select, in_ipython, dumped, values)
+            entries[name] = _capture_one(name, value, ns, select, hidden, dumped, values)
             if name in dumped:
                 try:
                     reach[name] = identity_ids(value, ns)
@@ -140,10 +145,11 @@ def capture(ns: dict[str, Any], select: Selector, in_ipython: bool = False,
 
 
 def _capture_one(name: str, value: object, ns: dict[str, Any], select: Selector,
-                 in_ipython: bool, dumped: dict[str, Dumped], values: dict[str, object]
+                 hidden: frozenset[str] | None, dumped: dict[str, Dumped],
+                 values: dict[str, object]
                  ) -> Entry:
     """The entry for one name; a value's first serialization goes into ``dumped``."""
-    skip = _skip_reason(name, value, ns, select, in_ipython)
+    skip = _skip_reason(name, value, ns, select, hidden)
     if skip:
         return Entry(name, SKIPPED, type_name(value), skip=skip)
     try:

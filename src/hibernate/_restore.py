@@ -17,7 +17,7 @@ from typing import Any
 from . import serializers
 from ._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, Manifest, Skip
 from ._restricted import RefusedGlobal, restricted_loads
-from ._select import Selector, is_plain_name
+from ._select import Selector, ipython_internal, is_plain_name
 from .errors import UntrustedFileError
 from .serializers._pickle import bound_namespace
 
@@ -31,12 +31,17 @@ class NeedsCode(Exception):
 _MISSING = object()
 
 
-def select_entries(manifest: Manifest, select: Selector
+def select_entries(manifest: Manifest, select: Selector,
+                   protected: frozenset[str] | None = None
                    ) -> tuple[list[Entry], dict[str, Skip]]:
-    """The entries to restore, and why the others are not."""
+    """The entries to restore, and why the others are not. ``protected``: names the
+    target IPython shell keeps for itself (never overwritten)."""
     chosen, skipped = [], {}
     for e in manifest.entries:
-        if e.kind == SKIPPED:
+        if protected is not None and (e.name in protected or ipython_internal(e.name)):
+            if e.kind != SKIPPED:
+                skipped[e.name] = Skip("ipython-internal", "the live shell's own name: kept")
+        elif e.kind == SKIPPED:
             if e.skip is not None and e.skip.code not in ("dunder", "excluded"):
                 skipped[e.name] = Skip("not-saved", f"{e.skip.code}: {e.skip.message}")
         elif not select(e.name):

@@ -8,7 +8,11 @@ import keyword
 import re
 from collections.abc import Iterable
 
-__all__ = ["Selector", "ipython_internal", "is_dunder", "is_plain_name"]
+__all__ = ["MACHINERY_MODULES", "Selector", "ipython_hidden", "ipython_internal", "is_dunder",
+           "is_machinery", "is_plain_name"]
+
+# Types from these packages are the running shell's or kernel's machinery: never saved.
+MACHINERY_MODULES = ("IPython", "ipykernel", "zmq", "jupyter_client", "comm", "traitlets")
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open", "_", "__", "___",
@@ -28,6 +32,26 @@ def is_plain_name(name: str) -> bool:
 
 def ipython_internal(name: str) -> bool:
     return name in _IPYTHON_NAMES or bool(_IPYTHON_NUMBERED.match(name))
+
+
+def is_machinery(obj: object) -> bool:
+    """True for objects of IPython, ipykernel, zmq, jupyter_client, comm, traitlets types."""
+    module = getattr(type(obj), "__module__", None) or ""
+    return module.split(".", 1)[0] in MACHINERY_MODULES
+
+
+def ipython_hidden(ns: dict[str, object]) -> frozenset[str] | None:
+    """When ``ns`` is a running IPython shell's user namespace: the names IPython keeps
+    there for itself (``user_ns_hidden`` plus In/Out/_iN...). None otherwise."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or getattr(shell, "user_ns", None) is not ns:
+        return None
+    hidden = set(getattr(shell, "user_ns_hidden", {}))
+    hidden.update(n for n in ns if ipython_internal(n))
+    return frozenset(hidden)
 
 
 class Selector:

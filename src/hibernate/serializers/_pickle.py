@@ -27,9 +27,14 @@ from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
+from .._select import is_machinery
 from ._base import Buffer, Dumped, Serializer
 
-__all__ = ["PickleSerializer", "bound_namespace"]
+__all__ = ["MachineryError", "PickleSerializer", "bound_namespace"]
+
+
+class MachineryError(TypeError):
+    """A value holds IPython/Jupyter machinery (a shell, kernel, socket, comm...)."""
 
 PROTOCOL = 5
 # Buffers smaller than this stay in the stream: a blob per tiny array costs more than a copy.
@@ -186,6 +191,10 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         if isinstance(obj, _FILE_TYPES):
             raise TypeError(f"cannot save an open file ({getattr(obj, 'name', '?')!r}): "
                             "reopen it after loading")
+        if is_machinery(obj) and not isinstance(obj, type):
+            raise MachineryError(f"holds IPython/Jupyter machinery "
+                                 f"({type(obj).__module__}.{type(obj).__qualname__}), "
+                                 "which is never saved")
         if id(obj) in _SENTINELS:
             return (_import_attr, _SENTINELS[id(obj)])
         rv = super().reducer_override(obj)
