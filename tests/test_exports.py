@@ -12,7 +12,8 @@ def test_public_names_are_exported() -> None:
     expected = {"save", "load", "inspect", "open", "Snapshot", "Manifest", "Entry", "Skip",
                 "SaveReport", "SavedEntry", "LoadReport", "HibernateError", "FormatError",
                 "VersionError", "IntegrityError", "UntrustedFileError", "StorageError",
-                "__version__", "load_ipython_extension", "unload_ipython_extension"}
+                "__version__", "load_ipython_extension", "unload_ipython_extension",
+                "save_on_exit"}
     assert set(hibernate.__all__) == expected
     for name in hibernate.__all__:
         assert hasattr(hibernate, name), name

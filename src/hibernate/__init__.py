@@ -13,6 +13,7 @@ from ._ipython import load_ipython_extension, unload_ipython_extension
 from ._manifest import Entry, Manifest, Skip
 from ._meta import VERSION as __version__
 from ._reports import LoadReport, SavedEntry, SaveReport
+from ._run import save_on_exit
 from ._snapshot import Snapshot
 from .errors import (
     FormatError,
@@ -43,5 +44,6 @@ __all__ = [
     "load_ipython_extension",
     "open",
     "save",
+    "save_on_exit",
     "unload_ipython_extension",
 ]

@@ -52,11 +52,20 @@ def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     The file appears atomically: a failed or interrupted save leaves the previous file.
     """
     _not_yet(compression=compression)
+    return save_namespace(path, _namespace(namespace), Selector(include, exclude),
+                          storage_options)
+
+
+def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
+                   storage_options: dict[str, Any] | None = None,
+                   extra: dict[str, object] | None = None,
+                   session: dict[str, Any] | None = None) -> SaveReport:
+    """``save`` for a resolved namespace. ``extra``: more entries saved beside the
+    namespace's (e.g. a post-mortem's frame locals); ``session``: more manifest metadata."""
     start = time.perf_counter()
-    ns = _namespace(namespace)
     key = _trust.user_key()
     store, name = resolve(path, storage_options)
-    captured = capture(ns, Selector(include, exclude), hidden=ipython_hidden(ns))
+    captured = capture(ns, select, hidden=ipython_hidden(ns), extra=extra)
     out = store.open_write(name)
     try:
         writer = FileWriter(out)
@@ -66,7 +75,8 @@ def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
             ref = SerializerRef(cg.serializer.name, cg.serializer.version, cg.serializer.config())
             groups.append(Group(gid, cg.names, ref, cg.dumped.meta, blobs))
         manifest = Manifest(entries=tuple(captured.entries), groups=tuple(groups),
-                            blobs=writer.blobs, session=session_info(captured.entries))
+                            blobs=writer.blobs,
+                            session={**session_info(captured.entries), **(session or {})})
         size = writer.finish(manifest, key)
     except BaseException:
         out.discard()

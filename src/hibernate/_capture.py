@@ -116,15 +116,17 @@ def _dump_one(name: str, value: object) -> tuple[Dumped | None, Skip | None]:
 
 
 def capture(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = None,
-            on_progress: Callable[[str], None] | None = None) -> Captured:
+            on_progress: Callable[[str], None] | None = None,
+            extra: dict[str, object] | None = None) -> Captured:
     """Classify and serialize every name of ``ns`` (BaseExceptions propagate). ``hidden``:
-    the names IPython keeps in ``ns`` for itself, when ``ns`` is a shell's namespace."""
+    the names IPython keeps in ``ns`` for itself, when ``ns`` is a shell's namespace.
+    ``extra``: entries saved beside ``ns``'s own (functions still see ``ns`` as globals)."""
     entries: dict[str, Entry] = {}
     dumped: dict[str, Dumped] = {}
     values: dict[str, object] = {}
     reach: dict[str, set[int]] = {}
     with bound_namespace(ns):
-        for name, value in list(ns.items()):
+        for name, value in list(ns.items()) + list((extra or {}).items()):
             if on_progress:
                 on_progress(name)
             entries[name] = _capture_one(name, value, ns, select, hidden, dumped, values)

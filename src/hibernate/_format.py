@@ -60,6 +60,17 @@ def _sha256(view: memoryview) -> str:
     return hashlib.sha256(view).hexdigest()
 
 
+def _hash_later(view: memoryview) -> Future[str]:
+    """Hash in a pool thread; inline when threads can no longer start (at interpreter exit,
+    where ``save_on_exit`` runs)."""
+    try:
+        return _hash_pool().submit(_sha256, view)
+    except RuntimeError:
+        done: Future[str] = Future()
+        done.set_result(_sha256(view))
+        return done
+
+
 def header_bytes() -> bytes:
     return HEADER.pack(MAGIC, FORMAT_VERSION, 0)
 
@@ -95,7 +106,7 @@ class FileWriter:
         for start in range(0, max(len(view), 1), self._chunk_size):
             piece = view[start:start + self._chunk_size]
             self._pad()
-            pending.append((self._pos, len(piece), _hash_pool().submit(_sha256, piece)))
+            pending.append((self._pos, len(piece), _hash_later(piece)))
             self._write(piece)
         chunks = tuple(Chunk(off, n, n, "raw", fut.result()) for off, n, fut in pending)
         self._blobs.append(Blob(chunks))
@@ -207,7 +218,7 @@ class BlobReader:
                 self._src.readinto(c.offset, piece)
             except StorageError:
                 raise
-            checks.append((c, _hash_pool().submit(_sha256, piece)))
+            checks.append((c, _hash_later(piece)))
             pos += c.raw
         for c, fut in checks:
             if fut.result() != c.digest:

@@ -168,11 +168,27 @@ def _manifest_title(m: Manifest) -> str:
             f"{s.get('python', '?')} ({s.get('origin', '?')}); signature {m.signature}")
 
 
+def _postmortem_lines(m: Manifest) -> list[str]:
+    pm = m.session.get("postmortem")
+    if not isinstance(pm, dict):
+        return []
+    lines = [f"post-mortem of {clean(pm.get('exception'), 200)}:"]
+    for f in pm.get("frames", []) if isinstance(pm.get("frames"), list) else []:
+        if isinstance(f, dict):
+            names = ", ".join(clean(n, 40) for n in f.get("locals", []) if isinstance(n, str))
+            lines.append(f"  frame{clean(f.get('index'))} {clean(f.get('function'))} "
+                         f"({clean(f.get('file'), 120)}:{clean(f.get('line'))}) "
+                         f"locals: {names or '-'}")
+    return lines
+
+
 def manifest_table(m: Manifest) -> str:
-    return clean(_manifest_title(m), 400) + "\n" + table(_HEADERS, _manifest_rows(m))
+    return "\n".join([clean(_manifest_title(m), 400), table(_HEADERS, _manifest_rows(m)),
+                      *_postmortem_lines(m)])
 
 
 def manifest_html(m: Manifest) -> str:
-    return html_table(_HEADERS, _manifest_rows(m), _manifest_title(m))
+    pm = "".join(f"<pre>{html.escape(line)}</pre>" for line in _postmortem_lines(m))
+    return html_table(_HEADERS, _manifest_rows(m), _manifest_title(m)) + pm
 
 

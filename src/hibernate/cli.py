@@ -117,6 +117,18 @@ def _key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from ._run import run_script
+
+    return run_script(args.script, args.args, args.save, args.on_error_only)
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from ._run import open_shell
+
+    return open_shell(args.file, trust=args.trust, use_ipython=not args.no_ipython)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._meta import VERSION
 
@@ -137,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("key", help="show your key id, or rotate your key")
     key.add_argument("action", choices=["id", "rotate"], nargs="?", default="id")
     key.set_defaults(func=_key)
+    run = sub.add_parser("run", help="run a script, then save its session (post-mortem on a "
+                         "crash)")
+    run.add_argument("--save", metavar="PATH", help="where to save (default: SCRIPT.hib)")
+    run.add_argument("--on-error-only", action="store_true",
+                     help="save only when the script fails")
+    run.add_argument("script")
+    run.add_argument("args", nargs=argparse.REMAINDER)
+    run.set_defaults(func=_run)
+    sh = sub.add_parser("shell", help="open IPython (or the plain REPL) on a saved session")
+    sh.add_argument("file")
+    sh.add_argument("--trust", action="store_true", help="trust the file (runs its code)")
+    sh.add_argument("--no-ipython", action="store_true", help="use the plain Python REPL")
+    sh.set_defaults(func=_shell)
     return p
 
 

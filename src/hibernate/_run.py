@@ -1,0 +1,205 @@
+"""Scripts: run one as ``__main__`` and save its session at exit, or on a crash with a
+post-mortem of every traceback frame's locals; open a saved session in a shell.
+
+A post-mortem is stored as ordinary entries named ``frame<N>.<local>`` (N counts from the
+outermost frame; such names are never bound by a plain ``load``) plus a ``postmortem``
+section in the manifest's session metadata: the exception, the formatted traceback and, per
+frame, its function, file, line and local names. ``hibernate inspect`` shows it.
+
+Non-goals: saving on signals (SIGKILL cannot be caught; SIGTERM ends Python without
+``atexit`` unless the program handles it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._select import Selector
+
+__all__ = ["PostMortem", "open_shell", "postmortem_from", "postmortem_of", "run_script",
+           "save_on_exit"]
+
+
+def _frames(tb: types.TracebackType | None) -> list[types.FrameType]:
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return frames
+
+
+def postmortem_of(exc: BaseException, ns: dict[str, Any]
+                  ) -> tuple[dict[str, object], dict[str, Any]]:
+    """(extra entries, manifest metadata) recording the locals of each traceback frame.
+    Frames that run at module level in ``ns`` are left out: their locals are ``ns``."""
+    extra: dict[str, object] = {}
+    frames_meta = []
+    for i, frame in enumerate(_frames(exc.__traceback__)):
+        code = frame.f_code
+        names: list[str] = []
+        if frame.f_locals is not ns and frame.f_globals is not frame.f_locals:
+            for local, value in frame.f_locals.items():
+                extra[f"frame{i}.{local}"] = value
+                names.append(local)
+        frames_meta.append({"index": i, "function": code.co_name, "file": code.co_filename,
+                            "line": frame.f_lineno, "locals": names})
+    meta = {"postmortem": {
+        "exception": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(exc)),
+        "frames": frames_meta,
+    }}
+    return extra, meta
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    function: str
+    file: str
+    line: int
+    locals: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PostMortem:
+    """What ``hibernate shell`` binds as ``postmortem``: the exception and its frames."""
+
+    exception: str
+    traceback: str
+    frames: tuple[Frame, ...]
+
+    def __repr__(self) -> str:
+        rows = [f"  frame{f.index}: {f.function} ({os.path.basename(f.file)}:{f.line}) "
+                f"locals: {', '.join(f.locals) or '-'}" for f in self.frames]
+        return f"<post-mortem of {self.exception}>\n" + "\n".join(rows)
+
+
+def _save(path: str, ns: dict[str, Any], exc: BaseException | None) -> str:
+    from ._api import save_namespace
+
+    extra, meta = postmortem_of(exc, ns) if exc is not None else ({}, {})
+    report = save_namespace(path, ns, Selector(None, None), extra=extra, session=meta)
+    what = f"post-mortem of {type(exc).__name__}" if exc is not None else "session"
+    return f"hibernate: saved {what} to {report.path} ({len(report.entries)} names, " \
+           f"{sum(s.code != 'dunder' for s in report.skipped.values())} skipped)"
+
+
+def save_on_exit(path: str, *, on_error_only: bool = False,
+                 namespace: dict[str, Any] | None = None) -> None:
+    """Save ``namespace`` (default ``__main__``) when the program ends; on an uncaught
+    exception, with a post-mortem of the traceback's frames."""
+    ns = namespace if namespace is not None else sys.modules["__main__"].__dict__
+    state: dict[str, Any] = {"done": False}
+    previous = sys.excepthook
+
+    def on_exception(t: type[BaseException], e: BaseException,
+                     tb: types.TracebackType | None) -> None:
+        state["done"] = True
+        try:
+            print(_save(path, ns, e.with_traceback(tb)), file=sys.stderr)
+        except Exception as err:  # never hide the program's own error
+            print(f"hibernate: could not save {path}: {err}", file=sys.stderr)
+        previous(t, e, tb)
+
+    def at_exit() -> None:
+        if state["done"] or on_error_only:
+            return
+        try:
+            print(_save(path, ns, None), file=sys.stderr)
+        except Exception as err:
+            print(f"hibernate: could not save {path}: {err}", file=sys.stderr)
+
+    sys.excepthook = on_exception
+    atexit.register(at_exit)
+
+
+def run_script(script: str, args: list[str], save: str | None, on_error_only: bool) -> int:
+    """Run ``script`` as ``__main__`` with ``args``; save its session; return the exit code."""
+    path = save or os.path.splitext(os.path.basename(script))[0] + ".hib"
+    with open(script, "rb") as f:
+        code = compile(f.read(), script, "exec")
+    module = types.ModuleType("__main__")
+    module.__file__ = os.path.abspath(script)
+    ns = module.__dict__
+    ns["__builtins__"] = __builtins__
+    sys.modules["__main__"] = module
+    sys.argv = [script, *args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    status, error = 0, None
+    try:
+        exec(code, ns)
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if e.code is not None and not isinstance(e.code, int):
+            print(e.code, file=sys.stderr)
+    except BaseException as e:  # the script's crash: record it, report it like Python does
+        status, error = 1, e
+        if e.__traceback__ is not None:  # drop this function's own frame
+            e.with_traceback(e.__traceback__.tb_next)
+        traceback.print_exception(e)
+    if not on_error_only or status != 0:
+        try:
+            print(_save(path, ns, error), file=sys.stderr)
+        except Exception as err:
+            print(f"hibernate: could not save {path}: {err}", file=sys.stderr)
+    return status
+
+
+def postmortem_from(manifest_session: dict[str, Any], values: dict[str, object]
+                    ) -> PostMortem | None:
+    """Rebuild the PostMortem from a manifest's metadata and the loaded frame entries."""
+    pm = manifest_session.get("postmortem")
+    if not isinstance(pm, dict):
+        return None
+    frames = []
+    for f in pm.get("frames", []):
+        i = int(f.get("index", 0))
+        local = {n: values[f"frame{i}.{n}"] for n in f.get("locals", [])
+                 if f"frame{i}.{n}" in values}
+        frames.append(Frame(i, str(f.get("function")), str(f.get("file")),
+                            int(f.get("line", 0)), local))
+    return PostMortem(str(pm.get("exception")), str(pm.get("traceback")), tuple(frames))
+
+
+def open_shell(path: str, trust: bool = False, use_ipython: bool = True) -> int:
+    """Load a saved session (and its post-mortem, if any) and start a shell on it."""
+    import builtins
+
+    from ._api import inspect, load
+
+    manifest = inspect(path)
+    frame_names = [e.name for e in manifest.entries
+                   if e.name.startswith("frame") and "." in e.name and e.kind != "skipped"]
+    ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    report = load(path, ns, include=["*", *frame_names], trust=trust)
+    frames = {n: ns.pop(n) for n in frame_names if n in ns}
+    lines = [f"hibernate shell: {len(report.restored) - len(frames)} names from {path}"]
+    if report.failed:
+        lines.append(f"  failed to restore: {', '.join(report.failed)}")
+    pm = postmortem_from(dict(manifest.session), frames)
+    if pm is not None:
+        ns["postmortem"] = pm
+        if pm.frames and pm.frames[-1].locals:
+            ns.update(pm.frames[-1].locals)
+        lines += [repr(pm), "The failing frame's locals are bound; all frames are in "
+                  "`postmortem.frames[i].locals`."]
+    banner = "\n".join(lines)
+    if use_ipython:
+        try:
+            from IPython import start_ipython
+        except ImportError:
+            pass
+        else:
+            print(banner)
+            start_ipython(argv=["--no-banner", "--quiet"], user_ns=ns)
+            return 0
+    import code
+
+    code.interact(banner=banner, local=ns, exitmsg="")
+    return 0
