@@ -332,5 +332,5 @@ def test_cli_inspect_and_verify(tmp_path) -> None:
 def test_not_yet_supported_parameters_say_so(tmp_path) -> None:
     with pytest.raises(NotImplementedError):
         hibernate.save(tmp_path / "x.hib", {}, compression="small")
-    with pytest.raises(NotImplementedError):
-        hibernate.save("s3://bucket/x.hib", {})
+    with pytest.raises(ValueError, match="remote URLs"):
+        hibernate.save(tmp_path / "x.hib", {}, storage_options={"anon": True})

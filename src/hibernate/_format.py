@@ -28,7 +28,7 @@ from dataclasses import replace
 
 from . import _trust
 from ._manifest import FORMAT_VERSION, MAX_MANIFEST_BYTES, Blob, Chunk, Manifest
-from .errors import FormatError, IntegrityError, StorageError, VersionError
+from .errors import FormatError, IntegrityError, VersionError
 from .storage import ReadHandle, WriteHandle
 
 __all__ = ["BlobReader", "FileWriter", "read_manifest"]
@@ -58,6 +58,18 @@ def _hash_pool() -> ThreadPoolExecutor:
 
 def _sha256(view: memoryview) -> str:
     return hashlib.sha256(view).hexdigest()
+
+
+_fetch: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _fetch_pool() -> ThreadPoolExecutor:
+    """Threads for parallel ranged reads from remote stores (per process, like the hash pool)."""
+    global _fetch
+    if _fetch is None or _fetch[0] != os.getpid():
+        _fetch = (os.getpid(), ThreadPoolExecutor(max_workers=8,
+                                                  thread_name_prefix="hibernate-fetch"))
+    return _fetch[1]
 
 
 def _hash_later(view: memoryview) -> Future[str]:
@@ -210,16 +222,17 @@ class BlobReader:
         blob = self._blobs[index]
         out = bytearray(blob.length)
         view = memoryview(out)
-        checks = []
+        pieces = []
         pos = 0
         for c in blob.chunks:
-            piece = view[pos:pos + c.raw]
-            try:
-                self._src.readinto(c.offset, piece)
-            except StorageError:
-                raise
-            checks.append((c, _hash_later(piece)))
+            pieces.append((c, view[pos:pos + c.raw]))
             pos += c.raw
+        if self._src.concurrent and len(pieces) > 1:  # remote: fetch ranges in parallel
+            list(_fetch_pool().map(lambda cp: self._src.readinto(cp[0].offset, cp[1]), pieces))
+        else:
+            for c, piece in pieces:
+                self._src.readinto(c.offset, piece)
+        checks = [(c, _hash_later(piece)) for c, piece in pieces]
         for c, fut in checks:
             if fut.result() != c.digest:
                 raise IntegrityError(f"damaged data: the chunk at byte {c.offset} does not match "

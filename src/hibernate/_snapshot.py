@@ -45,6 +45,7 @@ class Snapshot(Mapping[str, Any]):
         self.trusted = trusted
         self.data_only = data_only
         self._src: ReadHandle | None = src
+        self._bytes_read = 0
         self._entries = {e.name: e for e in manifest.entries if e.kind != SKIPPED}
         self._restorer = Restorer(manifest, BlobReader(src, manifest).read, _LazyGlobals(self),
                                   restricted=data_only or not trusted)
@@ -74,8 +75,14 @@ class Snapshot(Mapping[str, Any]):
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
+    @property
+    def bytes_read(self) -> int:
+        """Bytes fetched from the file so far (trailer, manifest and the values accessed)."""
+        return self._bytes_read if self._src is None else self._src.bytes_read
+
     def close(self) -> None:
         if self._src is not None:
+            self._bytes_read = self._src.bytes_read
             self._src.close()
             self._src = None
 

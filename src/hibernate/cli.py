@@ -14,8 +14,14 @@ from .errors import HibernateError
 __all__ = ["main"]
 
 
+def _options(pairs: list[str]) -> dict[str, object] | None:
+    from ._ipython import _options as parse
+
+    return parse(pairs)
+
+
 def _inspect(args: argparse.Namespace) -> int:
-    manifest = _api.inspect(args.file)
+    manifest = _api.inspect(args.file, storage_options=_options(args.options))
     if args.json:
         d = manifest.to_dict()
         d["signature"] = manifest.signature
@@ -30,7 +36,7 @@ def _verify(args: argparse.Namespace) -> int:
     from ._trust import user_keys
     from .storage import resolve
 
-    store, key = resolve(args.file)
+    store, key = resolve(args.file, _options(args.options))
     bad = 0
     with store.open_read(key) as src:
         manifest = read_manifest(src, user_keys())
@@ -49,7 +55,8 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if not bad else 1
 
 
-def file_globals(path: str) -> tuple[object, dict[tuple[str, str], list[str]]]:
+def file_globals(path: str, options: dict[str, object] | None = None
+                 ) -> tuple[object, dict[tuple[str, str], list[str]]]:
     """The manifest, and every global the file's pickles name → the variables naming it.
     Read from the opcodes: nothing is unpickled or imported."""
     from ._format import BlobReader, read_manifest
@@ -57,7 +64,7 @@ def file_globals(path: str) -> tuple[object, dict[tuple[str, str], list[str]]]:
     from ._trust import user_keys
     from .storage import resolve
 
-    store, key = resolve(path)
+    store, key = resolve(path, options)
     found: dict[tuple[str, str], list[str]] = {}
     with store.open_read(key) as src:
         manifest = read_manifest(src, user_keys())
@@ -82,7 +89,7 @@ def _trust(args: argparse.Namespace) -> int:
     from ._reports import clean
     from ._trust import add_trusted
 
-    manifest, found = file_globals(args.file)
+    manifest, found = file_globals(args.file, _options(args.options))
     print(f"{args.file}: signature {manifest.signature}")  # type: ignore[attr-defined]
     print("Loading it would import and call (read from its pickles, nothing was run):")
     for (module, name), users in sorted(found.items()):
@@ -129,20 +136,34 @@ def _shell(args: argparse.Namespace) -> int:
     return open_shell(args.file, trust=args.trust, use_ipython=not args.no_ipython)
 
 
+def _abort_uploads(args: argparse.Namespace) -> int:
+    from .storage._remote import abort_uploads
+
+    keys = abort_uploads(args.url, _options(args.options), args.older_than)
+    print(f"aborted {len(keys)} unfinished upload(s)" + "".join(f"\n  {k}" for k in keys))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._meta import VERSION
 
     p = argparse.ArgumentParser(prog="hibernate", description="Save and restore Python sessions.")
     p.add_argument("--version", action="version", version=f"hibernate {VERSION}")
     sub = p.add_subparsers(dest="command", required=True)
-    ins = sub.add_parser("inspect", help="show what a file holds (runs no code from it)")
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("-o", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                        help="an fsspec storage option (repeatable)")
+    ins = sub.add_parser("inspect", parents=[remote],
+                         help="show what a file holds (runs no code from it)")
     ins.add_argument("file")
     ins.add_argument("--json", action="store_true", help="print the manifest as JSON")
     ins.set_defaults(func=_inspect)
-    ver = sub.add_parser("verify", help="check every chunk digest and the signature")
+    ver = sub.add_parser("verify", parents=[remote],
+                         help="check every chunk digest and the signature")
     ver.add_argument("file")
     ver.set_defaults(func=_verify)
-    tr = sub.add_parser("trust", help="show what a file would import and call, then trust it")
+    tr = sub.add_parser("trust", parents=[remote],
+                        help="show what a file would import and call, then trust it")
     tr.add_argument("file")
     tr.add_argument("--yes", action="store_true", help="trust without asking")
     tr.set_defaults(func=_trust)
@@ -162,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--trust", action="store_true", help="trust the file (runs its code)")
     sh.add_argument("--no-ipython", action="store_true", help="use the plain Python REPL")
     sh.set_defaults(func=_shell)
+    ab = sub.add_parser("abort-uploads", parents=[remote],
+                        help="abort unfinished S3 multipart uploads left by killed saves")
+    ab.add_argument("url", help="s3://bucket/prefix")
+    ab.add_argument("--older-than", type=float, default=3600.0, metavar="SECONDS",
+                    help="spare uploads started more recently (default 3600)")
+    ab.set_defaults(func=_abort_uploads)
     return p
 
 

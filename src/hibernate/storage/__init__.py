@@ -1,4 +1,4 @@
-"""Stores: where hibernate's bytes live (local disk now; fsspec URLs arrive with remote storage)."""
+"""Stores: where hibernate's bytes live: local paths, or any fsspec URL (imported lazily)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ def resolve(path: str | os.PathLike[str], storage_options: dict[str, Any] | None
     """Split a path or URL into (store, key)."""
     p = os.fspath(path)
     if "://" in p and not p.startswith("file://"):
-        raise NotImplementedError(f"remote storage ({p.split('://')[0]}://) is not supported yet")
+        from ._remote import url_to_store
+
+        return url_to_store(p, storage_options)
     if storage_options:
-        raise NotImplementedError("storage_options apply to remote URLs, not supported yet")
+        raise ValueError("storage_options apply to remote URLs, not to local paths")
     p = p.removeprefix("file://")
     directory, name = os.path.split(os.path.abspath(os.path.expanduser(p)))
     return LocalStore(directory), name

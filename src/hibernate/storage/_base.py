@@ -17,9 +17,12 @@ __all__ = ["ReadHandle", "Store", "WriteHandle"]
 
 
 class ReadHandle(ABC):
-    """One pinned version of one object, read by byte ranges."""
+    """One version of one object, read by byte ranges. ``bytes_read`` counts what was
+    fetched; ``concurrent`` says ranged reads may run in parallel threads."""
 
     size: int
+    bytes_read: int = 0
+    concurrent: bool = False
 
     @abstractmethod
     def read(self, start: int, length: int) -> bytes:

@@ -62,6 +62,7 @@ class LocalReadHandle(ReadHandle):
                 if n == 0:
                     raise StorageError(f"{self.path}: file shrank while reading")
                 done += n
+            self.bytes_read += done
         except OSError as e:
             raise StorageError(f"cannot read {self.path}: {e.strerror or e}") from e
 
