@@ -1,10 +1,11 @@
 """fsspec store: any fsspec URL (s3://, gs://, az://, memory://, ...) as a hibernate store.
 
-A thin adapter over ``fsspec.url_to_fs``: ranged ``cat_file`` for reads (several at once for
-a large blob), and for writes on object stores (S3, GCS, Azure) a file opened with
-``autocommit=False`` that is published by ``commit()`` only when the save completed, and
-``discard()``-ed otherwise, which aborts an S3 multipart upload (a plain ``with fs.open(...)`` would publish a
-partial object on an exception). Other filesystems get a temp object and a move.
+A thin adapter over ``fsspec.url_to_fs``. Reads: ranged ``cat_file`` (several at once for a
+large blob). Writes on object stores (S3, GCS, Azure): a file opened with
+``autocommit=False``, published by ``commit()`` only when the save completed and
+``discard()``-ed otherwise, which aborts an S3 multipart upload (a plain
+``with fs.open(...)`` would publish a partial object on an exception). Other filesystems:
+a temp object and a move.
 
 Reads are not pinned to a version: a file replaced while it is open fails its chunk digests
 (an IntegrityError per entry), it never mixes versions silently.
