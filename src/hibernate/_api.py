@@ -11,6 +11,7 @@ from typing import Any
 
 from . import _trust
 from ._capture import capture
+from ._codecs import resolve_compression
 from ._format import BlobReader, FileWriter, read_manifest
 from ._manifest import Group, Manifest, SerializerRef, Skip
 from ._meta import session_info
@@ -51,24 +52,25 @@ def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     Values that cannot be serialized are skipped and listed in the report with a reason.
     The file appears atomically: a failed or interrupted save leaves the previous file.
     """
-    _not_yet(compression=compression)
     return save_namespace(path, _namespace(namespace), Selector(include, exclude),
-                          storage_options)
+                          storage_options, compression=compression)
 
 
 def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
                    storage_options: dict[str, Any] | None = None,
                    extra: dict[str, object] | None = None,
-                   session: dict[str, Any] | None = None) -> SaveReport:
+                   session: dict[str, Any] | None = None,
+                   compression: str | None = None) -> SaveReport:
     """``save`` for a resolved namespace. ``extra``: more entries saved beside the
     namespace's (e.g. a post-mortem's frame locals); ``session``: more manifest metadata."""
     start = time.perf_counter()
+    codec = resolve_compression(compression)
     key = _trust.user_key()
     store, name = resolve(path, storage_options)
     captured = capture(ns, select, hidden=ipython_hidden(ns), extra=extra)
     out = store.open_write(name)
     try:
-        writer = FileWriter(out)
+        writer = FileWriter(out, codec=codec)
         groups = []
         for gid, cg in enumerate(captured.groups):
             blobs = tuple(writer.add_blob(b) for b in cg.dumped.buffers)

@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from . import _trust
+from ._codecs import CODECS, Codec
 from ._manifest import FORMAT_VERSION, MAX_MANIFEST_BYTES, Blob, Chunk, Manifest
 from .errors import FormatError, IntegrityError, VersionError
 from .storage import ReadHandle, WriteHandle
@@ -40,6 +41,8 @@ TRAILER_BODY = struct.Struct("<QQ32s16s32sII12s")
 TRAILER_SIZE = TRAILER_BODY.size + 4 + len(TRAILER_MAGIC)
 ALIGN = 64
 CHUNK_SIZE = 4 << 20
+MAX_CHUNK = 64 << 20  # the most a compressed chunk may expand to
+RAW = Codec("raw")
 DIGEST = "sha256"
 assert TRAILER_SIZE == 128
 
@@ -72,6 +75,19 @@ def _fetch_pool() -> ThreadPoolExecutor:
     return _fetch[1]
 
 
+def _encode(codec: Codec, piece: memoryview) -> tuple[str, bytes | memoryview]:
+    return _sha256(piece), codec.compress(piece)
+
+
+def _encode_later(codec: Codec, piece: memoryview) -> Future[tuple[str, bytes | memoryview]]:
+    try:
+        return _hash_pool().submit(_encode, codec, piece)
+    except RuntimeError:  # interpreter shutting down: no new threads
+        done: Future[tuple[str, bytes | memoryview]] = Future()
+        done.set_result(_encode(codec, piece))
+        return done
+
+
 def _hash_later(view: memoryview) -> Future[str]:
     """Hash in a pool thread; inline when threads can no longer start (at interpreter exit,
     where ``save_on_exit`` runs)."""
@@ -90,9 +106,11 @@ def header_bytes() -> bytes:
 class FileWriter:
     """Writes one hibernate file to a WriteHandle, front to back."""
 
-    def __init__(self, out: WriteHandle, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(self, out: WriteHandle, chunk_size: int = CHUNK_SIZE,
+                 codec: Codec = RAW) -> None:
         self._out = out
         self._chunk_size = chunk_size
+        self._codec = codec
         self._header = header_bytes()
         self._pos = 0
         self._blobs: list[Blob] = []
@@ -112,8 +130,30 @@ class FileWriter:
             self._write(bytes(gap))
 
     def add_blob(self, data: bytes | bytearray | memoryview) -> int:
-        """Write one buffer as aligned chunks (digests hashed in threads); return its index."""
+        """Write one buffer as aligned chunks; return its index. Digests (and compression)
+        run in pool threads, a bounded window ahead of the sequential writes."""
         view = memoryview(data).cast("B")
+        if self._codec.name == "raw":
+            return self._add_raw(view)
+        pieces = [view[i:i + self._chunk_size] for i in range(0, max(len(view), 1),
+                                                              self._chunk_size)]
+        window = 4
+        jobs = [_encode_later(self._codec, p) for p in pieces[:window]]
+        chunks = []
+        for i, piece in enumerate(pieces):
+            digest, stored = jobs[i].result()
+            if i + window < len(pieces):
+                jobs.append(_encode_later(self._codec, pieces[i + window]))
+            jobs[i] = None  # type: ignore[call-overload]  # let the compressed bytes go
+            codec = self._codec.name if len(stored) < len(piece) else "raw"
+            self._pad()
+            chunks.append(Chunk(self._pos, len(piece), len(stored) if codec != "raw"
+                                else len(piece), codec, digest))
+            self._write(stored if codec != "raw" else piece)
+        self._blobs.append(Blob(tuple(chunks)))
+        return len(self._blobs) - 1
+
+    def _add_raw(self, view: memoryview) -> int:
         pending: list[tuple[int, int, Future[str]]] = []
         for start in range(0, max(len(view), 1), self._chunk_size):
             piece = view[start:start + self._chunk_size]
@@ -199,15 +239,25 @@ def _check_chunks(blobs: Iterable[Blob], data_end: int) -> None:
     spans = []
     for blob in blobs:
         for c in blob.chunks:
-            if c.codec != "raw":
+            if c.codec not in CODECS:
                 raise FormatError(f"unknown chunk codec {c.codec!r}")
-            if c.offset < HEADER.size or c.offset + c.stored > data_end or c.stored != c.raw:
+            if c.offset < HEADER.size or c.offset + c.stored > data_end:
                 raise FormatError("a chunk lies outside the file's data section")
+            if (c.codec == "raw" and c.stored != c.raw) or c.raw > MAX_CHUNK:
+                raise FormatError("a chunk's recorded lengths are impossible")
             spans.append((c.offset, c.offset + c.stored))
     spans.sort()
     for (_, end_a), (start_b, _) in zip(spans, spans[1:]):
         if start_b < end_a:
             raise FormatError("two chunks overlap in the file")
+
+
+def _decode(c: Chunk, stored: bytes) -> bytes:
+    try:
+        return Codec(c.codec).decompress(stored, c.raw)
+    except Exception as e:
+        raise IntegrityError(f"damaged data: the chunk at byte {c.offset} does not "
+                             f"decompress ({type(e).__name__}: {e})") from None
 
 
 class BlobReader:
@@ -216,6 +266,13 @@ class BlobReader:
     def __init__(self, src: ReadHandle, manifest: Manifest) -> None:
         self._src = src
         self._blobs = manifest.blobs
+
+    def _fetch(self, cp: tuple[Chunk, memoryview]) -> None:
+        c, piece = cp
+        if c.codec == "raw":
+            self._src.readinto(c.offset, piece)
+        else:
+            piece[:] = _decode(c, self._src.read(c.offset, c.stored))
 
     def read(self, index: int) -> bytearray:
         """The raw bytes of one blob; IntegrityError if any chunk's digest does not match."""
@@ -227,11 +284,13 @@ class BlobReader:
         for c in blob.chunks:
             pieces.append((c, view[pos:pos + c.raw]))
             pos += c.raw
-        if self._src.concurrent and len(pieces) > 1:  # remote: fetch ranges in parallel
-            list(_fetch_pool().map(lambda cp: self._src.readinto(cp[0].offset, cp[1]), pieces))
+        compressed = any(c.codec != "raw" for c, _ in pieces)
+        if len(pieces) > 1 and (compressed or self._src.concurrent):
+            # remote ranges and decompression run in parallel threads
+            list(_fetch_pool().map(self._fetch, pieces))
         else:
-            for c, piece in pieces:
-                self._src.readinto(c.offset, piece)
+            for cp in pieces:
+                self._fetch(cp)
         checks = [(c, _hash_later(piece)) for c, piece in pieces]
         for c, fut in checks:
             if fut.result() != c.digest:
