@@ -37,12 +37,6 @@ def _namespace(namespace: dict[str, Any] | types.ModuleType | None) -> dict[str,
     return namespace
 
 
-def _not_yet(**params: object) -> None:
-    for name, value in params.items():
-        if value not in (None, False):
-            raise NotImplementedError(f"{name}={value!r} is not supported yet")
-
-
 def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = None, *,
          include: Names = None, exclude: Names = None, compression: str | None = None,
          progress: bool | None = None, storage_options: dict[str, Any] | None = None
@@ -98,8 +92,12 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     Header, trailer, manifest and signature are checked before anything is restored; an
     untrusted file that needs unpickling raises UntrustedFileError unless ``trust=True``.
     Names are bound all at once at the end; an entry that fails is reported, not raised.
+
+    ``mmap=True`` (local files): large uncompressed buffers (numpy arrays, pandas blocks)
+    become copy-on-write views of the memory-mapped file instead of being read; their chunk
+    digests are then NOT checked (run ``hibernate verify FILE`` for a full check), and
+    changes to the arrays never reach the file.
     """
-    _not_yet(mmap=mmap)
     start = time.perf_counter()
     ns = _namespace(namespace)
     store, name = resolve(path, storage_options)
@@ -110,7 +108,7 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
         trusted = trust or _is_trusted(manifest)
         if not data_only:
             check_trust(chosen, manifest, trusted, os.fspath(path))
-        restorer = Restorer(manifest, BlobReader(src, manifest).read, ns,
+        restorer = Restorer(manifest, BlobReader(src, manifest, mmap=mmap).read, ns,
                             restricted=data_only or not trusted)
         staging: dict[str, object] = {}
         failed: dict[str, str] = {}

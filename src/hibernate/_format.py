@@ -42,6 +42,7 @@ TRAILER_SIZE = TRAILER_BODY.size + 4 + len(TRAILER_MAGIC)
 ALIGN = 64
 CHUNK_SIZE = 4 << 20
 MAX_CHUNK = 64 << 20  # the most a compressed chunk may expand to
+MMAP_MIN = 1 << 20  # with mmap=True, raw blobs at least this large are mapped, not read
 RAW = Codec("raw")
 DIGEST = "sha256"
 assert TRAILER_SIZE == 128
@@ -263,9 +264,27 @@ def _decode(c: Chunk, stored: bytes) -> bytes:
 class BlobReader:
     """Reads blobs from a file whose manifest has been checked, verifying every chunk."""
 
-    def __init__(self, src: ReadHandle, manifest: Manifest) -> None:
+    def __init__(self, src: ReadHandle, manifest: Manifest, mmap: bool = False) -> None:
+        """``mmap``: large raw blobs are returned as views of a copy-on-write memory map of
+        the file, not read; their digests are then not checked (see ``hibernate verify``)."""
         self._src = src
         self._blobs = manifest.blobs
+        self._map: memoryview | None = None
+        if mmap:
+            mapper = getattr(src, "map", None)
+            if mapper is None:
+                raise ValueError("mmap=True needs a local file")
+            self._map = mapper()
+
+    def _mapped(self, blob: Blob) -> memoryview | None:
+        """A view of the blob in the memory map, when it is raw, contiguous and large."""
+        if self._map is None or blob.length < MMAP_MIN:
+            return None
+        chunks = blob.chunks
+        if any(c.codec != "raw" for c in chunks) or any(
+                a.offset + a.raw != b.offset for a, b in zip(chunks, chunks[1:])):
+            return None
+        return self._map[chunks[0].offset:chunks[0].offset + blob.length]
 
     def _fetch(self, cp: tuple[Chunk, memoryview]) -> None:
         c, piece = cp
@@ -275,8 +294,12 @@ class BlobReader:
             piece[:] = _decode(c, self._src.read(c.offset, c.stored))
 
     def read(self, index: int) -> bytearray:
-        """The raw bytes of one blob; IntegrityError if any chunk's digest does not match."""
+        """The raw bytes of one blob; IntegrityError if any chunk's digest does not match.
+        (A mapped blob is a memoryview of the map, unchecked.)"""
         blob = self._blobs[index]
+        mapped = self._mapped(blob)
+        if mapped is not None:
+            return mapped  # type: ignore[return-value]
         out = bytearray(blob.length)
         view = memoryview(out)
         pieces = []

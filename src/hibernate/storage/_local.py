@@ -40,6 +40,7 @@ class LocalReadHandle(ReadHandle):
         except OSError as e:
             raise StorageError(f"cannot open {path}: {e.strerror or e}") from e
         self._closer = weakref.finalize(self, os.close, self._fd)  # closes it if forgotten
+        self._map: memoryview | None = None
         try:
             self.size = os.fstat(self._fd).st_size
         except OSError as e:
@@ -65,6 +66,17 @@ class LocalReadHandle(ReadHandle):
             self.bytes_read += done
         except OSError as e:
             raise StorageError(f"cannot read {self.path}: {e.strerror or e}") from e
+
+    def map(self) -> memoryview:
+        """The whole file memory-mapped copy-on-write: writes to it never reach the file."""
+        if self._map is None:
+            import mmap
+
+            try:
+                self._map = memoryview(mmap.mmap(self._fd, 0, access=mmap.ACCESS_COPY))
+            except (OSError, ValueError) as e:
+                raise StorageError(f"cannot memory-map {self.path}: {e}") from e
+        return self._map
 
     def close(self) -> None:
         self._closer()
