@@ -15,6 +15,7 @@ from ._codecs import resolve_compression
 from ._format import BlobReader, FileWriter, read_manifest
 from ._manifest import Group, Manifest, SerializerRef, Skip
 from ._meta import session_info
+from ._progress import Progress
 from ._reports import LoadReport, SavedEntry, SaveReport
 from ._restore import NeedsCode, Restorer, check_trust, describe, select_entries
 from ._select import Selector, ipython_hidden, is_dunder
@@ -47,14 +48,15 @@ def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     The file appears atomically: a failed or interrupted save leaves the previous file.
     """
     return save_namespace(path, _namespace(namespace), Selector(include, exclude),
-                          storage_options, compression=compression)
+                          storage_options, compression=compression, progress=progress)
 
 
 def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
                    storage_options: dict[str, Any] | None = None,
                    extra: dict[str, object] | None = None,
                    session: dict[str, Any] | None = None,
-                   compression: str | None = None) -> SaveReport:
+                   compression: str | None = None,
+                   progress: bool | None = None) -> SaveReport:
     """``save`` for a resolved namespace. ``extra``: more entries saved beside the
     namespace's (e.g. a post-mortem's frame locals); ``session``: more manifest metadata."""
     start = time.perf_counter()
@@ -63,8 +65,9 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     store, name = resolve(path, storage_options)
     captured = capture(ns, select, hidden=ipython_hidden(ns), extra=extra)
     out = store.open_write(name)
+    bar = Progress("saving", sum(cg.dumped.nbytes for cg in captured.groups), progress)
     try:
-        writer = FileWriter(out, codec=codec)
+        writer = FileWriter(out, codec=codec, on_bytes=bar)
         groups = []
         for gid, cg in enumerate(captured.groups):
             blobs = tuple(writer.add_blob(b) for b in cg.dumped.buffers)
@@ -77,6 +80,8 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     except BaseException:
         out.discard()
         raise
+    finally:
+        bar.close()
     saved = tuple(SavedEntry(e.name, e.kind, e.type_name, e.size, e.shape, e.dtype)
                   for e in captured.entries if e.skip is None)
     skipped = {e.name: e.skip for e in captured.entries if e.skip is not None}
@@ -108,8 +113,10 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
         trusted = trust or _is_trusted(manifest)
         if not data_only:
             check_trust(chosen, manifest, trusted, os.fspath(path))
-        restorer = Restorer(manifest, BlobReader(src, manifest, mmap=mmap).read, ns,
-                            restricted=data_only or not trusted)
+        bar = Progress("loading", sum(manifest.blobs[b].length for g in manifest.groups
+                                      for b in g.blobs), progress)
+        restorer = Restorer(manifest, BlobReader(src, manifest, mmap=mmap, on_bytes=bar).read,
+                            ns, restricted=data_only or not trusted)
         staging: dict[str, object] = {}
         failed: dict[str, str] = {}
         for entry in chosen:
@@ -119,6 +126,7 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
                 skipped[entry.name] = Skip("untrusted", f"{e}; load with trust=True to restore")
             except Exception as e:  # one entry fails; the others load
                 failed[entry.name] = describe(e)
+        bar.close()
     overwritten = tuple(n for n in staging if n in ns)
     in_file = {e.name for e in manifest.entries}
     kept = tuple(n for n in ns if n not in in_file and not is_dunder(n))

@@ -22,7 +22,7 @@ import hashlib
 import os
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
@@ -108,7 +108,8 @@ class FileWriter:
     """Writes one hibernate file to a WriteHandle, front to back."""
 
     def __init__(self, out: WriteHandle, chunk_size: int = CHUNK_SIZE,
-                 codec: Codec = RAW) -> None:
+                 codec: Codec = RAW, on_bytes: Callable[[int], None] | None = None) -> None:
+        self._on_bytes = on_bytes
         self._out = out
         self._chunk_size = chunk_size
         self._codec = codec
@@ -124,6 +125,8 @@ class FileWriter:
     def _write(self, data: bytes | memoryview) -> None:
         self._out.write(data)
         self._pos += len(data)
+        if self._on_bytes is not None:
+            self._on_bytes(len(data))
 
     def _pad(self) -> None:
         gap = -self._pos % ALIGN
@@ -264,11 +267,13 @@ def _decode(c: Chunk, stored: bytes) -> bytes:
 class BlobReader:
     """Reads blobs from a file whose manifest has been checked, verifying every chunk."""
 
-    def __init__(self, src: ReadHandle, manifest: Manifest, mmap: bool = False) -> None:
+    def __init__(self, src: ReadHandle, manifest: Manifest, mmap: bool = False,
+                 on_bytes: Callable[[int], None] | None = None) -> None:
         """``mmap``: large raw blobs are returned as views of a copy-on-write memory map of
         the file, not read; their digests are then not checked (see ``hibernate verify``)."""
         self._src = src
         self._blobs = manifest.blobs
+        self._on_bytes = on_bytes
         self._map: memoryview | None = None
         if mmap:
             mapper = getattr(src, "map", None)
@@ -319,4 +324,6 @@ class BlobReader:
             if fut.result() != c.digest:
                 raise IntegrityError(f"damaged data: the chunk at byte {c.offset} does not match "
                                      "its digest")
+        if self._on_bytes is not None:
+            self._on_bytes(len(out))
         return out
