@@ -17,7 +17,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOOLS = ["raw", "hibernate", "pickle", "cloudpickle", "dill"]
+TOOLS = ["raw", "hibernate", "hibernate-mmap", "hibernate-fast", "hibernate-small", "pickle",
+         "cloudpickle", "joblib", "dill"]
 
 
 def drop_caches() -> bool:

@@ -42,7 +42,7 @@ def class_and_function() -> None:
 def save(tool: str, path: str, scale: float) -> None:
     from session import build
 
-    build(globals(), scale, unpicklables=tool == "hibernate")
+    build(globals(), scale, unpicklables=tool.startswith("hibernate"))
     class_and_function()
     names = ["df", "arrays", "image", "lookup", "pairs", "score", "Model", "model"]
     if tool == "raw":
@@ -51,10 +51,16 @@ def save(tool: str, path: str, scale: float) -> None:
     before = _status("VmRSS")
     _reset_peak()
     t = time.perf_counter()
-    if tool == "hibernate":
+    if tool.startswith("hibernate"):
         import hibernate
 
-        hibernate.save(path)
+        compression = {"hibernate-fast": "fast", "hibernate-small": "small"}.get(tool)
+        hibernate.save(path, compression=compression, progress=False)
+    elif tool == "joblib":
+        import joblib
+
+        joblib.dump({n: globals()[n] for n in names if n not in ("score", "Model", "model")},
+                    path)
     elif tool == "dill":
         import dill
 
@@ -75,7 +81,7 @@ def save(tool: str, path: str, scale: float) -> None:
         with open(path, "wb", buffering=0) as f:
             left = size
             while left > 0:
-                left -= f.write(chunk[: min(left, len(chunk))])
+                left -= f.write(memoryview(chunk)[: min(left, len(chunk))])
             os.fsync(f.fileno())
     seconds = time.perf_counter() - t
     print(json.dumps({"seconds": seconds, "peak_added": _status("VmHWM") - before,
@@ -85,10 +91,14 @@ def save(tool: str, path: str, scale: float) -> None:
 def load(tool: str, path: str) -> None:
     before = _status("VmRSS")
     t = time.perf_counter()
-    if tool == "hibernate":
+    if tool.startswith("hibernate"):
         import hibernate
 
-        hibernate.load(path, trust=True)
+        hibernate.load(path, trust=True, mmap=tool == "hibernate-mmap", progress=False)
+    elif tool == "joblib":
+        import joblib
+
+        globals().update(joblib.load(path))
     elif tool == "dill":
         import dill
 
