@@ -6,7 +6,7 @@ import os
 import sys
 import time
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import _trust
@@ -108,30 +108,41 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
         manifest = read_manifest(src, _trust.user_keys())
-        chosen, skipped = select_entries(manifest, Selector(include, exclude),
-                                         ipython_hidden(ns))
         trusted = trust or _is_trusted(manifest)
-        if not data_only:
-            check_trust(chosen, manifest, trusted, os.fspath(path))
-        bar = Progress("loading", sum(manifest.blobs[b].length for g in manifest.groups
-                                      for b in g.blobs), progress)
-        restorer = Restorer(manifest, BlobReader(src, manifest, mmap=mmap, on_bytes=bar).read,
-                            ns, restricted=data_only or not trusted)
-        staging: dict[str, object] = {}
-        failed: dict[str, str] = {}
-        for entry in chosen:
-            try:
-                staging[entry.name] = restorer.value(entry)
-            except NeedsCode as e:
-                skipped[entry.name] = Skip("untrusted", f"{e}; load with trust=True to restore")
-            except Exception as e:  # one entry fails; the others load
-                failed[entry.name] = describe(e)
-        bar.close()
+        bar = Progress("loading", sum(b.length for b in manifest.blobs), progress)
+        try:
+            return restore_manifest(manifest, BlobReader(src, manifest, mmap=mmap,
+                                                         on_bytes=bar).read,
+                                    ns, Selector(include, exclude), trusted, data_only,
+                                    os.fspath(path), start)
+        finally:
+            bar.close()
+
+
+def restore_manifest(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, Any],
+                     select: Selector, trusted: bool, data_only: bool, where: str,
+                     start: float, keep: frozenset[str] = frozenset()) -> LoadReport:
+    """Restore a checked manifest's selected entries into ``ns`` (bound all at once at the
+    end). ``keep``: names whose live values are left in place (reported as kept)."""
+    chosen, skipped = select_entries(manifest, select, ipython_hidden(ns))
+    chosen = [e for e in chosen if e.name not in keep]
+    if not data_only:
+        check_trust(chosen, manifest, trusted, where)
+    restorer = Restorer(manifest, read_blob, ns, restricted=data_only or not trusted)
+    staging: dict[str, object] = {}
+    failed: dict[str, str] = {}
+    for entry in chosen:
+        try:
+            staging[entry.name] = restorer.value(entry)
+        except NeedsCode as e:
+            skipped[entry.name] = Skip("untrusted", f"{e}; load with trust=True to restore")
+        except Exception as e:  # one entry fails; the others load
+            failed[entry.name] = describe(e)
     overwritten = tuple(n for n in staging if n in ns)
-    in_file = {e.name for e in manifest.entries}
+    in_file = {e.name for e in manifest.entries} - keep
     kept = tuple(n for n in ns if n not in in_file and not is_dunder(n))
     ns.update(staging)
-    return LoadReport(os.fspath(path), tuple(staging), failed, skipped, overwritten, kept,
+    return LoadReport(where, tuple(staging), failed, skipped, overwritten, kept,
                       time.perf_counter() - start, manifest.signature, trusted)
 
 
