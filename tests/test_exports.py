@@ -13,7 +13,8 @@ def test_public_names_are_exported() -> None:
                 "SaveReport", "SavedEntry", "LoadReport", "HibernateError", "FormatError",
                 "VersionError", "IntegrityError", "UntrustedFileError", "StorageError",
                 "__version__", "load_ipython_extension", "unload_ipython_extension",
-                "save_on_exit"}
+                "save_on_exit", "Checkpoint", "Diff", "checkout", "checkpoint", "diff",
+                "export_checkpoint", "import_checkpoint", "log", "prune"}
     assert set(hibernate.__all__) == expected
     for name in hibernate.__all__:
         assert hasattr(hibernate, name), name

@@ -9,6 +9,17 @@
 from __future__ import annotations
 
 from ._api import inspect, load, open, save
+from ._checkpoints import (
+    Checkpoint,
+    Diff,
+    checkout,
+    checkpoint,
+    diff,
+    export_checkpoint,
+    import_checkpoint,
+    log,
+    prune,
+)
 from ._ipython import load_ipython_extension, unload_ipython_extension
 from ._manifest import Entry, Manifest, Skip
 from ._meta import VERSION as __version__
@@ -25,6 +36,8 @@ from .errors import (
 )
 
 __all__ = [
+    "Checkpoint",
+    "Diff",
     "Entry",
     "FormatError",
     "HibernateError",
@@ -39,10 +52,17 @@ __all__ = [
     "UntrustedFileError",
     "VersionError",
     "__version__",
+    "checkout",
+    "checkpoint",
+    "diff",
+    "export_checkpoint",
+    "import_checkpoint",
     "inspect",
     "load",
     "load_ipython_extension",
+    "log",
     "open",
+    "prune",
     "save",
     "save_on_exit",
     "unload_ipython_extension",

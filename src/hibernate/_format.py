@@ -157,6 +157,18 @@ class FileWriter:
         self._blobs.append(Blob(tuple(chunks)))
         return len(self._blobs) - 1
 
+    def add_chunks(self, pieces: list[bytes]) -> int:
+        """Write one blob from chunks given as they are (same boundaries, so same digests:
+        for exporting a checkpoint); return its index."""
+        chunks = []
+        for piece in pieces:
+            self._pad()
+            chunks.append(Chunk(self._pos, len(piece), len(piece), "raw",
+                                _sha256(memoryview(piece))))
+            self._write(piece)
+        self._blobs.append(Blob(tuple(chunks)))
+        return len(self._blobs) - 1
+
     def _add_raw(self, view: memoryview) -> int:
         pending: list[tuple[int, int, Future[str]]] = []
         for start in range(0, max(len(view), 1), self._chunk_size):

@@ -18,15 +18,22 @@ __all__ = ["MAGIC_HELP", "load_ipython_extension", "unload_ipython_extension"]
 
 DEFAULT_PATH = "session.hib"
 
-MAGIC_HELP = """\
-%hibernate save    [PATH] [--include NAMES] [--exclude NAMES] [-o KEY=VALUE ...]
-%hibernate load    [PATH] [--include NAMES] [--exclude NAMES] [--trust] [--data-only]
-                          [-o KEY=VALUE ...]
-%hibernate inspect [PATH] [-o KEY=VALUE ...]
+DEFAULT_STORE = ".hibernate"
 
-PATH defaults to session.hib in the working directory (like R's .RData). NAMES is a
-comma-separated list of names or glob patterns. -o passes a storage option (repeatable).
-IPython's own names (In, Out, _, _iN, get_ipython...) are never saved and never overwritten.
+MAGIC_HELP = """\
+%hibernate save       [PATH] [--include NAMES] [--exclude NAMES] [-o KEY=VALUE ...]
+%hibernate load       [PATH] [--include NAMES] [--exclude NAMES] [--trust] [--data-only]
+                             [-o KEY=VALUE ...]
+%hibernate inspect    [PATH] [-o KEY=VALUE ...]
+%hibernate checkpoint [STORE] [-m MESSAGE]
+%hibernate log        [STORE] [--all]
+%hibernate checkout   ID [--store STORE] [--only-changed]
+%hibernate autosave   on|off [--every N] [--min-interval SECONDS] [--store STORE]
+
+PATH defaults to session.hib in the working directory (like R's .RData); STORE to
+.hibernate/. NAMES is a comma-separated list of names or glob patterns. -o passes a storage
+option (repeatable). IPython's own names (In, Out, _, _iN, get_ipython...) are never saved
+and never overwritten.
 """
 
 
@@ -37,8 +44,15 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="%hibernate", add_help=False)
-    p.add_argument("command", choices=["save", "load", "inspect", "help"])
-    p.add_argument("path", nargs="?", default=DEFAULT_PATH)
+    p.add_argument("command", choices=["save", "load", "inspect", "checkpoint", "log",
+                                       "checkout", "autosave", "help"])
+    p.add_argument("path", nargs="?", default=None)
+    p.add_argument("-m", dest="message", default=None)
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--only-changed", action="store_true")
+    p.add_argument("--every", type=int, default=1)
+    p.add_argument("--min-interval", type=float, default=0.0)
     p.add_argument("--include", default=None)
     p.add_argument("--exclude", default=None)
     p.add_argument("--trust", action="store_true")
@@ -80,17 +94,50 @@ def run_magic(shell: Any, line: str) -> None:
         print(f"%hibernate: {e}\n\n{MAGIC_HELP}")
         return
     opts = _options(a.options)
+    path = a.path or DEFAULT_PATH
     if a.command == "save":
-        display(_api.save(a.path, shell.user_ns, include=_names(a.include),
+        display(_api.save(path, shell.user_ns, include=_names(a.include),
                           exclude=_names(a.exclude), storage_options=opts))
     elif a.command == "load":
-        display(_api.load(a.path, shell.user_ns, include=_names(a.include),
+        display(_api.load(path, shell.user_ns, include=_names(a.include),
                           exclude=_names(a.exclude), trust=a.trust, data_only=a.data_only,
                           storage_options=opts))
     elif a.command == "inspect":
-        display(_api.inspect(a.path, storage_options=opts))
+        display(_api.inspect(path, storage_options=opts))
+    elif a.command in ("checkpoint", "log", "checkout", "autosave"):
+        _history(shell, a, opts, display)
     else:
         print(MAGIC_HELP)
+
+
+def _history(shell: Any, a: argparse.Namespace, opts: dict[str, Any] | None,
+             display: Any) -> None:
+    from . import _checkpoints as cp
+
+    if a.command == "checkpoint":
+        c = cp.checkpoint(a.path or a.store, shell.user_ns, message=a.message,
+                          storage_options=opts)
+        print(f"checkpoint {c.id} ({c.bytes_written} new bytes)")
+    elif a.command == "log":
+        for c in cp.log(a.path or a.store, all=a.all, storage_options=opts):
+            print(c)
+    elif a.command == "checkout":
+        display(cp.checkout(a.store, a.path, shell.user_ns, only_changed=a.only_changed,
+                            trust=a.trust, storage_options=opts))
+    elif a.path == "on":
+        from ._autosave import enable
+
+        enable(shell, a.store, every=a.every, min_interval=a.min_interval,
+               storage_options=opts)
+        print(f"autosave on: a checkpoint in {a.store} after "
+              f"{'each cell' if a.every == 1 else f'every {a.every} cells'}")
+    elif a.path == "off":
+        from ._autosave import disable
+
+        disable(shell)
+        print("autosave off")
+    else:
+        print("%hibernate autosave takes on or off")
 
 
 def load_ipython_extension(shell: Any) -> None:
@@ -104,4 +151,7 @@ def load_ipython_extension(shell: Any) -> None:
 
 
 def unload_ipython_extension(shell: Any) -> None:
+    from ._autosave import disable
+
+    disable(shell)
     shell.magics_manager.magics["line"].pop("hibernate", None)

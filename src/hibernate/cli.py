@@ -144,6 +144,66 @@ def _abort_uploads(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log(args: argparse.Namespace) -> int:
+    from ._checkpoints import log
+
+    for c in log(args.store, all=args.all, storage_options=_options(args.options)):
+        print(c)
+    return 0
+
+
+def _checkout(args: argparse.Namespace) -> int:
+    """Check a checkpoint out as a .hib file (a shell has no live namespace to restore to)."""
+    from ._checkpoints import _full_id, _Store, export_checkpoint
+
+    opts = _options(args.options)
+    s = _Store(args.store, opts)
+    cid = _full_id(s, args.id) if args.id else s.head()
+    if cid is None:
+        print(f"{args.store} has no checkpoints", file=sys.stderr)
+        return 1
+    export_checkpoint(args.store, cid, args.output or f"{cid}.hib", storage_options=opts)
+    s.put("HEAD", cid.encode())
+    print(f"checked out {cid} to {args.output or cid + '.hib'} (HEAD is now {cid})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ._checkpoints import export_checkpoint
+
+    export_checkpoint(args.store, args.id, args.path, storage_options=_options(args.options))
+    print(f"exported {args.id} to {args.path}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ._checkpoints import import_checkpoint
+
+    c = import_checkpoint(args.path, args.store, message=args.message,
+                          storage_options=_options(args.options))
+    print(f"imported {args.path} as {c.id} ({c.bytes_written} new bytes)")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    import datetime
+
+    from ._checkpoints import prune
+
+    within = None if args.keep_within is None else datetime.timedelta(hours=args.keep_within)
+    removed = prune(args.store, keep_last=args.keep_last, keep_within=within,
+                    storage_options=_options(args.options))
+    print(f"removed {len(removed)} checkpoint(s)" + "".join(f"\n  {r}" for r in removed))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from ._checkpoints import diff
+
+    print(diff(args.a, args.b, store=args.store, storage_options=_options(args.options)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._meta import VERSION
 
@@ -189,6 +249,38 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--older-than", type=float, default=3600.0, metavar="SECONDS",
                     help="spare uploads started more recently (default 3600)")
     ab.set_defaults(func=_abort_uploads)
+    lg = sub.add_parser("log", parents=[remote], help="list a checkpoint store's history")
+    lg.add_argument("store")
+    lg.add_argument("--all", action="store_true", help="every checkpoint, branches included")
+    lg.set_defaults(func=_log)
+    co = sub.add_parser("checkout", parents=[remote],
+                        help="write a checkpoint out as a .hib file and make it HEAD")
+    co.add_argument("store")
+    co.add_argument("id", nargs="?", help="checkpoint id or prefix (default: HEAD)")
+    co.add_argument("--output", help="the .hib file to write (default: ID.hib)")
+    co.set_defaults(func=_checkout)
+    ex = sub.add_parser("export", parents=[remote], help="export a checkpoint to a .hib file")
+    ex.add_argument("store")
+    ex.add_argument("id")
+    ex.add_argument("path")
+    ex.set_defaults(func=_export)
+    im = sub.add_parser("import", parents=[remote], help="import a .hib file as a checkpoint")
+    im.add_argument("store")
+    im.add_argument("path")
+    im.add_argument("-m", "--message", default=None)
+    im.set_defaults(func=_import)
+    pr = sub.add_parser("prune", parents=[remote],
+                        help="remove old checkpoints and the chunks only they needed")
+    pr.add_argument("store")
+    pr.add_argument("--keep-last", type=int, default=None)
+    pr.add_argument("--keep-within", type=float, default=None, metavar="HOURS")
+    pr.set_defaults(func=_prune)
+    df = sub.add_parser("diff", parents=[remote],
+                        help="variables added, removed, changed between two files or ids")
+    df.add_argument("a")
+    df.add_argument("b")
+    df.add_argument("--store", default=None, help="a and b are checkpoint ids in this store")
+    df.set_defaults(func=_diff)
     return p
 
 
