@@ -234,3 +234,37 @@ def test_terminal_ipython_shell(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [3, [1, 2], 4, True]
+
+
+def test_autosave_survives_a_killed_kernel(kernels, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    import hibernate
+
+    k1 = kernels()
+    k1.run("%load_ext hibernate")
+    assert "autosave on" in k1.run("%hibernate autosave on")["stdout"]
+    k1.run("import numpy as np\ncounter = 0\nbig = np.zeros(500_000)")
+    k1.run("counter += 1\nbig[7] = 7.0")
+    k1.run("counter += 1\nnotes = ['last cell']")
+    store = tmp_path / ".hibernate"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the last cell's checkpoint is in the store
+        history = hibernate.log(store) if store.exists() else []
+        if history and "notes" in history[0].names:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("no checkpoint of the last cell appeared")
+    pid = k1.km.provisioner.process.pid
+    os.kill(pid, signal.SIGKILL)
+
+    k2 = kernels()
+    k2.run("%load_ext hibernate")
+    assert k2.run("%hibernate checkout " + history[0].id)["error"] is None
+    got = k2.json("import json; print(json.dumps([counter, float(big[7]), notes]))")
+    assert got == [2, 7.0, ["last cell"]]
+    logged = k2.run("%hibernate log")["stdout"]
+    assert history[0].id in logged and "autosave after cell" in logged

@@ -191,3 +191,41 @@ def test_s3_cli_with_options_and_abandoned_upload_cleanup(s3, tmp_path: Path) ->
                           check=False)
     assert done.returncode == 0 and "cli/dead.hib" in done.stdout
     assert _uploads(s3["client"]) == []
+
+
+def test_memory_checkpoint_store() -> None:
+    store = f"memory://ckpt/{uuid.uuid4().hex}"
+    ns = {"big": np.zeros(1_000_000), "n": 1}
+    c1 = hibernate.checkpoint(store, ns)
+    c2 = hibernate.checkpoint(store, ns)
+    assert c2.bytes_written == 0
+    ns["n"] = 2
+    hibernate.checkpoint(store, ns)
+    out: dict = {}
+    assert hibernate.checkout(store, c1.id, out).ok and out["n"] == 1
+    assert len(hibernate.log(store, all=True)) == 3
+
+
+def test_s3_checkpoint_store_with_concurrent_writers(s3, tmp_path: Path) -> None:
+    store = "s3://sessions/history"
+    opts = s3["options"]
+    ns = {"big": np.zeros(2_000_000), "step": 0}
+    first = hibernate.checkpoint(store, ns, storage_options=opts)
+    ns["big"][:10] = 1.0
+    ns["step"] = 1
+    second = hibernate.checkpoint(store, ns, storage_options=opts)
+    assert 0 < second.bytes_written <= (4 << 20) + 4096
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3["endpoint"]}
+    code = ("import sys, hibernate\n"
+            "for i in range(3):\n"
+            "    hibernate.checkpoint('s3://sessions/history', {'who': sys.argv[1], 'i': i})\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, who], env=env) for who in "ab"]
+    assert all(p.wait(timeout=180) == 0 for p in procs)
+    history = hibernate.log(store, all=True, storage_options=opts)
+    assert len(history) == 8
+    for c in history:
+        assert hibernate.checkout(store, c.id, {}, storage_options=opts).ok
+    out: dict = {}
+    hibernate.checkout(store, first.id, out, storage_options=opts)
+    assert out["step"] == 0 and not out["big"].any()
