@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("tool", [["ruff", "check", "src", "benchmarks", "examples"], ["mypy"]])
+@pytest.mark.parametrize("tool", [["ruff", "check", "src", "tests", "benchmarks", "examples", "fuzz", "scripts"], ["mypy"]])
 def test_static_checks_pass(tool: list[str]) -> None:
     exe = shutil.which(tool[0], path=str(Path(sys.executable).parent))
     if exe is None:

@@ -148,3 +148,13 @@ def test_unclosed_snapshots_release_their_file(tmp_path: Path) -> None:
         del snap
     gc.collect()
     assert fds() == before
+
+
+def test_functions_from_a_closed_snapshot_find_globals_already_read(tmp_path: Path) -> None:
+    src: dict = {"__name__": "__main__", "tag": "v1"}
+    exec("def who():\n    return tag\n", src)
+    hibernate.save(tmp_path / "w.hib", src)
+    with hibernate.open(tmp_path / "w.hib") as snap:
+        who = snap["who"]
+        assert snap["tag"] == "v1"
+    assert who() == "v1"

@@ -175,7 +175,9 @@ def _postmortem_lines(m: Manifest) -> list[str]:
     lines = [f"post-mortem of {clean(pm.get('exception'), 200)}:"]
     for f in pm.get("frames", []) if isinstance(pm.get("frames"), list) else []:
         if isinstance(f, dict):
-            names = ", ".join(clean(n, 40) for n in f.get("locals", []) if isinstance(n, str))
+            local = f.get("locals")
+            names = ", ".join(clean(n, 40) for n in (local if isinstance(local, list) else [])
+                              if isinstance(n, str))
             lines.append(f"  frame{clean(f.get('index'))} {clean(f.get('function'))} "
                          f"({clean(f.get('file'), 120)}:{clean(f.get('line'))}) "
                          f"locals: {names or '-'}")

@@ -47,7 +47,8 @@ class Snapshot(Mapping[str, Any]):
         self._src: ReadHandle | None = src
         self._bytes_read = 0
         self._entries = {e.name: e for e in manifest.entries if e.kind != SKIPPED}
-        self._restorer = Restorer(manifest, BlobReader(src, manifest).read, _LazyGlobals(self),
+        self._globals = _LazyGlobals(self)
+        self._restorer = Restorer(manifest, BlobReader(src, manifest).read, self._globals,
                                   restricted=data_only or not trusted)
 
     def __getitem__(self, name: str) -> Any:
@@ -57,7 +58,7 @@ class Snapshot(Mapping[str, Any]):
         if not self.data_only:
             check_trust([entry], self.manifest, self.trusted, self.path)
         try:
-            return self._restorer.value(entry)
+            value = self._restorer.value(entry)
         except NeedsCode as e:
             raise UntrustedFileError(f"{name!r} in {self.path}: {e}; open the file with "
                                      "trust=True to restore it", (name,)) from None
@@ -65,6 +66,8 @@ class Snapshot(Mapping[str, Any]):
             raise
         except Exception as e:
             raise HibernateError(f"cannot restore {name!r}: {describe(e)}") from e
+        self._globals.setdefault(name, value)  # restored functions find it after close()
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

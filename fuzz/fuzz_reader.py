@@ -1,0 +1,697 @@
+"""Fuzz hibernate's reader with hypothesis: damaged, spliced and re-wrapped files.
+
+    python fuzz/fuzz_reader.py --minutes 10 [--seed N] [--out DIR]
+    python fuzz/fuzz_reader.py --replay FILE.hib
+
+Two valid files ("A" and "B": numpy arrays, a structured array pickled with an out-of-band
+buffer, a list of dicts, a function, module and import references, shared objects, a skipped
+generator) are mutated: bit flips, byte sets, truncation, insertions, deletions, ranges and
+whole chunks of the other file spliced in, crossovers (A's head on B's tail), and manifests
+mutated as JSON (or as raw bytes) and re-wrapped with a valid trailer CRC and manifest digest:
+keeping the old signature ("stale"), unsigned, with a foreign key, or re-signed with the
+user's key. Each mutant goes through ``inspect`` (and printing its result),
+``load(data_only=True)``, ``load(trust=True)``, a default ``load`` and ``open`` (every name),
+each into a fresh dict, with a time budget. The oracle:
+
+- only ``HibernateError`` subclasses escape; every load that returns binds exactly the names
+  it reports as restored;
+- a reference model of the reading order in docs/format.md predicts the outcome of the
+  header, trailer, manifest digest and signature checks: when it says a check fails,
+  inspect and every load raise exactly that error class; when they pass, only the manifest's
+  schema may still raise (FormatError) and the reported signature status is the model's;
+- when the manifest is one of A's or B's (by its digest), every value that is restored equals
+  the original, identity between shared values holds, and, with ``trust=True``, exactly the
+  entries whose chunks no longer match their digests are in ``.failed`` (everything else is
+  restored); a default load of a file not signed with the user's key raises
+  UntrustedFileError.
+
+Importable: ``run(seconds, workdir, seed)`` returns counts (tests/test_faults.py runs it for
+about ten seconds). A failing input is written to ``<out>/crash-<digest>.hib``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import importlib.abc
+import json
+import os
+import signal
+import struct
+import sys
+import tempfile
+import time
+import types
+import zlib
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HEADER = struct.Struct("<8sII")
+MAGIC = b"\x89HIB\r\n\x1a\n"
+TRAILER_MAGIC = b"\x89HIBEND\n"
+BODY = struct.Struct("<QQ32s16s32sII12s")
+HEADER_SIZE, TRAILER_SIZE = 16, 128
+MAX_MANIFEST = 64 << 20
+FORMAT_VERSION = 1
+FUZZ_KEY = "hibernate-fuzz-key-3f9c2a71d0e84b56"
+EXAMPLE_BUDGET = 20.0  # seconds per mutant, for all its loads together
+
+
+class Hang(BaseException):
+    """Raised by the alarm when one mutant takes longer than EXAMPLE_BUDGET."""
+
+
+class OracleFailure(AssertionError):
+    pass
+
+
+@contextmanager
+def time_budget(seconds: float):  # type: ignore[no-untyped-def]
+    def on_alarm(signum: int, frame: object) -> None:
+        raise Hang(f"more than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# ---------------------------------------------------------------------------------------
+# the corpus
+
+
+def _session_a() -> dict[str, Any]:
+    import datetime
+    from collections import OrderedDict
+
+    import numpy as np
+
+    rec = np.zeros(8_000, dtype=[("a", "<i4"), ("b", "<f8")])  # 96 KB: pickled, out of band
+    rec["a"] = np.arange(8_000)
+    rec["b"] = np.arange(8_000) / 7
+    ns: dict[str, Any] = {
+        "np": np,
+        "OrderedDict": OrderedDict,
+        "k": 7,
+        "big": 2**70,
+        "text": "h\u00e9llo\x00\u2603",
+        "raw": b"\x00\xff" * 40,
+        "when": datetime.date(2020, 1, 2),
+        "arr": np.arange(20_000, dtype=np.float64),
+        "mat": np.asfortranarray(np.arange(12, dtype=np.int32).reshape(3, 4)),
+        "rec": rec,
+        "rows": [{"id": i, "name": f"n{i}", "tags": [i, str(i)]} for i in range(500)],
+        "shared": [1, 2],
+        "gen": (x for x in ()),  # skipped: unpicklable
+    }
+    ns["holder"] = {"s": ns["shared"]}
+    exec("def f(x, scale=3):\n    return [x * scale, 'f']\n", ns)
+    del ns["__builtins__"]
+    return ns
+
+
+def _session_b() -> dict[str, Any]:
+    import numpy as np
+
+    ns: dict[str, Any] = {
+        "k": 8,
+        "text": "other",
+        "arr": np.arange(20_000, dtype=np.float64) * 2,
+        "ids": np.arange(30_000, dtype=np.int64),
+        "rows": [{"id": -i, "name": f"m{i}"} for i in range(300)],
+        "shared": [3],
+    }
+    ns["holder"] = {"s": ns["shared"]}
+    exec("def f(x, scale=5):\n    return [x * scale, 'g']\n", ns)
+    del ns["__builtins__"]
+    return ns
+
+
+def same(got: Any, exp: Any) -> bool:
+    import numpy as np
+
+    if isinstance(exp, np.ndarray):
+        return (type(got) is type(exp) and got.dtype == exp.dtype and got.shape == exp.shape
+                and got.flags.f_contiguous == exp.flags.f_contiguous
+                and np.array_equal(got, exp))
+    if isinstance(exp, types.FunctionType):
+        return (isinstance(got, types.FunctionType) and got.__name__ == exp.__name__
+                and got.__code__.co_code == exp.__code__.co_code
+                and got.__defaults__ == exp.__defaults__ and got(2) == exp(2))
+    if isinstance(exp, (types.ModuleType, type)):
+        return got is exp
+    return type(got) is type(exp) and bool(got == exp)
+
+
+@dataclass
+class CorpusFile:
+    name: str
+    data: bytes
+    values: dict[str, Any]
+    manifest: dict[str, Any]
+    moff: int
+    mlen: int
+    digest: str  # hex SHA-256 of the manifest bytes
+    loadable: frozenset[str]  # names of module/import/value entries
+    groups: dict[int, tuple[frozenset[str], list[tuple[int, int, str]]]]  # id -> names, chunks
+    chunks: list[tuple[int, int]]  # (offset, length) of every chunk
+
+
+def _corpus_file(name: str, path: Path, values: dict[str, Any]) -> CorpusFile:
+    import hibernate
+
+    hibernate.save(path, values)
+    data = path.read_bytes()
+    moff, mlen = struct.unpack_from("<QQ", data, len(data) - TRAILER_SIZE)
+    m = json.loads(data[moff:moff + mlen])
+    groups = {}
+    for g in m["groups"]:
+        chunks = [(c["offset"], c["raw"], c["digest"])
+                  for b in g["blobs"] for c in m["blobs"][b]["chunks"]]
+        groups[g["id"]] = (frozenset(g["names"]), chunks)
+    chunks = [(c["offset"], c["stored"]) for b in m["blobs"] for c in b["chunks"]]
+    loadable = frozenset(e["name"] for e in m["entries"] if e["kind"] != "skipped")
+    assert loadable == {n for n in values if n != "gen"}, loadable
+    return CorpusFile(name, data, {n: v for n, v in values.items() if n in loadable}, m,
+                      moff, mlen, hashlib.sha256(data[moff:moff + mlen]).hexdigest(), loadable,
+                      groups, chunks)
+
+
+# ---------------------------------------------------------------------------------------
+# a reference model of the reading order (docs/format.md, "Reading order")
+
+
+def model(data: bytes, key: bytes) -> tuple[str, Any]:
+    """("raise", class name) when a structural, digest or signature check must fail, else
+    ("parse", signature status): only the manifest's JSON/schema checks remain."""
+    if len(data) < HEADER_SIZE:
+        return "raise", "FormatError"
+    magic, version, _ = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        return "raise", "FormatError"
+    if version > FORMAT_VERSION:
+        return "raise", "VersionError"
+    if version < 1:
+        return "raise", "FormatError"
+    if len(data) < HEADER_SIZE + TRAILER_SIZE:
+        return "raise", "FormatError"
+    tail = data[-TRAILER_SIZE:]
+    if tail[-8:] != TRAILER_MAGIC:
+        return "raise", "FormatError"
+    if struct.unpack("<I", tail[116:120])[0] != zlib.crc32(tail[:116]):
+        return "raise", "FormatError"
+    off, length, digest, key_id, mac, tversion, _, _ = BODY.unpack(tail[:116])
+    if tversion > FORMAT_VERSION:
+        return "raise", "VersionError"
+    if length > MAX_MANIFEST or off < HEADER_SIZE or off + length != len(data) - TRAILER_SIZE:
+        return "raise", "FormatError"
+    manifest = data[off:off + length]
+    if hashlib.sha256(manifest).digest() != digest:
+        return "raise", "IntegrityError"
+    if key_id == bytes(16) and mac == bytes(32):
+        return "parse", "unsigned"
+    if key_id != hashlib.sha256(b"hibernate-key-id\0" + key).digest()[:16]:
+        return "parse", "foreign"
+    if not hmac.compare_digest(mac, hmac.new(key, data[:HEADER_SIZE] + manifest,
+                                             hashlib.sha256).digest()):
+        return "raise", "IntegrityError"
+    return "parse", "valid"
+
+
+def wrap(head: bytes, manifest: bytes, mode: str, key: bytes, old_trailer: bytes) -> bytes:
+    """``head`` (header + chunks) + ``manifest`` + a trailer with a right CRC and digest.
+    mode: stale (the old key id and MAC), unsigned, foreign, resigned (the user's key)."""
+    if mode == "stale" and len(old_trailer) == TRAILER_SIZE:
+        key_id, mac = old_trailer[48:64], old_trailer[64:96]
+    elif mode == "resigned":
+        key_id = hashlib.sha256(b"hibernate-key-id\0" + key).digest()[:16]
+        mac = hmac.new(key, head[:HEADER_SIZE] + manifest, hashlib.sha256).digest()
+    elif mode == "foreign":
+        key_id = hashlib.sha256(b"someone else").digest()[:16]
+        mac = hashlib.sha256(b"mac" + manifest).digest()
+    else:
+        key_id, mac = bytes(16), bytes(32)
+    flags = 0 if key_id == bytes(16) else 1
+    body = BODY.pack(len(head), len(manifest), hashlib.sha256(manifest).digest(), key_id, mac,
+                     FORMAT_VERSION, flags, bytes(12))
+    return head + manifest + body + struct.pack("<I", zlib.crc32(body)) + TRAILER_MAGIC
+
+
+# ---------------------------------------------------------------------------------------
+# mutations (plain data, so hypothesis can draw, shrink and print them)
+
+REGIONS = ("any", "header", "data", "manifest", "trailer", "chunk-edge")
+
+
+def _pos(base: CorpusFile, region_frac: tuple[str, int], size: int) -> int:
+    region, frac = region_frac
+    n = len(base.data)
+    if region == "chunk-edge" and base.chunks:
+        off, length = base.chunks[frac % len(base.chunks)]
+        pos = (off, off + length - 1, off + length, off - 1)[(frac >> 8) % 4]
+    else:
+        lo, hi = {"any": (0, n), "header": (0, HEADER_SIZE), "data": (HEADER_SIZE, base.moff),
+                  "manifest": (base.moff, base.moff + base.mlen),
+                  "trailer": (n - TRAILER_SIZE, n)}[region if region != "chunk-edge" else "any"]
+        pos = lo + (hi - lo) * frac // 65536
+    return max(0, min(pos, max(size - 1, 0)))
+
+
+def _nodes(tree: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out += _nodes(v, path + (k,))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            out += _nodes(v, path + (i,))
+    return out
+
+
+def _get_path(tree: Any, path: tuple[Any, ...]) -> Any:
+    for p in path:
+        tree = tree[p]
+    return tree
+
+
+def mutate_json(tree: Any, ops: list[tuple[Any, ...]]) -> Any:
+    for op in ops:
+        nodes = _nodes(tree)
+        path = nodes[op[1] % len(nodes)]
+        kind = op[0]
+        if not path:  # the root
+            if kind == "replace":
+                tree = op[2]
+            continue
+        parent, last = _get_path(tree, path[:-1]), path[-1]
+        if kind == "replace":
+            parent[last] = op[2]
+        elif kind == "delete":
+            del parent[last]
+        elif kind == "int":
+            value = parent[last]
+            if isinstance(value, int) and not isinstance(value, bool):
+                parent[last] = value + op[2]
+        elif kind == "dup":
+            if isinstance(parent, list):
+                parent.insert(last, json.loads(json.dumps(parent[last])))
+            else:
+                parent[op[2]] = json.loads(json.dumps(parent[last]))
+        elif kind == "swap":
+            other = nodes[op[2] % len(nodes)]
+            if other and other[:-1] == path[:-1]:
+                parent[last], parent[other[-1]] = parent[other[-1]], parent[last]
+        elif kind == "graft":  # a node's value copied over another node (same shape, wrong place)
+            other = nodes[op[2] % len(nodes)]
+            parent[last] = json.loads(json.dumps(_get_path(tree, other)))
+    return tree
+
+
+def apply(ops: list[tuple[Any, ...]], base: CorpusFile, other: CorpusFile, key: bytes
+          ) -> bytes:
+    b = bytearray(base.data)
+    for op in ops:
+        kind = op[0]
+        if kind == "flip" and b:
+            b[_pos(base, op[1], len(b))] ^= 1 << op[2]
+        elif kind == "byte" and b:
+            b[_pos(base, op[1], len(b))] = op[2]
+        elif kind == "truncate":
+            del b[_pos(base, op[1], len(b)):]
+        elif kind == "insert":
+            p = _pos(base, op[1], len(b) + 1)
+            b[p:p] = op[2]
+        elif kind == "delete":
+            p = _pos(base, op[1], len(b))
+            del b[p:p + op[2]]
+        elif kind == "splice":  # a range of the other file, inserted or written over
+            src = _pos(other, op[2], len(other.data))
+            piece = other.data[src:src + op[3]]
+            p = _pos(base, op[1], len(b))
+            b[p:p + (0 if op[4] else len(piece))] = piece
+        elif kind == "crossover":  # this file's head on the other file's tail
+            p = _pos(base, op[1], len(b))
+            b = b[:p] + bytearray(other.data[p:])
+        elif kind == "chunk" and base.chunks and other.chunks:
+            so, sl = other.chunks[op[1] % len(other.chunks)]
+            do, dl = base.chunks[op[2] % len(base.chunks)]
+            b[do:do + dl] = other.data[so:so + min(sl, dl)] + bytes(max(0, dl - sl))
+        elif kind in ("manifest", "manifest-bytes"):
+            b = bytearray(_rewrap(bytes(b), base, op, key))
+    return bytes(b)
+
+
+def _rewrap(data: bytes, base: CorpusFile, op: tuple[Any, ...], key: bytes) -> bytes:
+    moff, mlen = base.moff, base.mlen
+    if len(data) >= TRAILER_SIZE + HEADER_SIZE:
+        off, length = struct.unpack_from("<QQ", data, len(data) - TRAILER_SIZE)
+        if off >= HEADER_SIZE and off + length == len(data) - TRAILER_SIZE:
+            moff, mlen = off, length
+    manifest = data[moff:moff + mlen]
+    old_trailer = data[moff + mlen:moff + mlen + TRAILER_SIZE]
+    if op[0] == "manifest":
+        try:
+            tree = json.loads(manifest)
+        except ValueError:
+            tree = json.loads(json.dumps(base.manifest))
+        tree = mutate_json(tree, op[1])
+        new = json.dumps(tree, separators=(",", ":"), ensure_ascii=op[3]).encode(
+            "utf-8", "surrogatepass")
+    else:
+        new = bytearray(manifest)
+        for pos, value in op[1]:
+            if new:
+                new[pos % len(new)] = value
+        new = bytes(new)
+    return wrap(data[:moff], new, op[2], key, old_trailer)
+
+
+def strategies():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    pos = st.tuples(st.sampled_from(REGIONS), st.integers(0, 65535))
+    vocab = st.sampled_from(["name", "kind", "type", "size", "group", "module", "qualname",
+                             "shape", "dtype", "skip", "id", "names", "serializer", "meta",
+                             "blobs", "chunks", "offset", "raw", "stored", "codec", "digest",
+                             "buffers", "multi", "order", "version", "config", "value",
+                             "pickle", "numpy", "import", "skipped", "<f8", "|O", "V8", "F",
+                             "__builtins__", "os", "print", "sha256", "", "\u0000", "\ud800"])
+    leaf = (st.none() | st.booleans() | vocab
+            | st.integers(-(2**64), 2**64) | st.sampled_from([0, 1, -1, 16, 64, 2**31, 2**63])
+            | st.floats(allow_nan=False) | st.text(max_size=12))
+    value = st.recursive(leaf, lambda kids: st.lists(kids, max_size=4)
+                         | st.dictionaries(vocab | st.text(max_size=6), kids, max_size=4),
+                         max_leaves=8)
+    json_op = st.one_of(
+        st.tuples(st.just("replace"), st.integers(0, 10**6), value),
+        st.tuples(st.just("delete"), st.integers(0, 10**6)),
+        st.tuples(st.just("int"), st.integers(0, 10**6),
+                  st.sampled_from([-1, 1, -64, 64, 4096, -(2**40), 2**63, 10**30])),
+        st.tuples(st.just("dup"), st.integers(0, 10**6), vocab),
+        st.tuples(st.just("swap"), st.integers(0, 10**6), st.integers(0, 10**6)),
+        st.tuples(st.just("graft"), st.integers(0, 10**6), st.integers(0, 10**6)),
+    )
+    mode = st.sampled_from(["stale", "unsigned", "foreign", "resigned"])
+    manifest_op = st.tuples(st.just("manifest"), st.lists(json_op, min_size=1, max_size=3),
+                            mode, st.booleans())
+    op = st.one_of(
+        manifest_op, manifest_op,  # twice: mutants that get past the checks are the rarer ones
+        st.tuples(st.just("flip"), pos, st.integers(0, 7)),
+        st.tuples(st.just("byte"), pos, st.integers(0, 255)),
+        st.tuples(st.just("truncate"), pos),
+        st.tuples(st.just("insert"), pos, st.binary(min_size=1, max_size=40)),
+        st.tuples(st.just("delete"), pos, st.integers(1, 300)),
+        st.tuples(st.just("splice"), pos, pos, st.integers(1, 5000), st.booleans()),
+        st.tuples(st.just("crossover"), pos),
+        st.tuples(st.just("chunk"), st.integers(0, 99), st.integers(0, 99)),
+        st.tuples(st.just("manifest-bytes"),
+                  st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)),
+                           min_size=1, max_size=3), mode),
+    )
+    return st.tuples(st.sampled_from(["A", "B"]), st.lists(op, min_size=1, max_size=4))
+
+
+# ---------------------------------------------------------------------------------------
+# the oracle
+
+
+class _NoNewPackages(importlib.abc.MetaPathFinder):
+    """While active, a load may import submodules of packages already imported, but no new
+    top-level package (a mutated manifest could name any module; trust=True imports it)."""
+
+    active = False
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if self.active and name.partition(".")[0] not in sys.modules:
+            raise ImportError(f"fuzz: no new packages ({name})")
+        return None
+
+
+@dataclass
+class Stats:
+    examples: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    strong: int = 0      # mutants whose manifest is A's or B's: values checked one by one
+    values_checked: int = 0
+    failed_entries: int = 0
+
+    def summary(self) -> str:
+        top = ", ".join(f"{k} {v}" for k, v in self.outcomes.most_common())
+        return (f"{self.examples} examples; {self.strong} with an original manifest "
+                f"({self.values_checked} restored values compared, {self.failed_entries} "
+                f"damaged entries reported); outcomes: {top}")
+
+
+class Fuzzer:
+    def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.key = os.environ["HIBERNATE_KEY"].encode()
+        self.files = {"A": _corpus_file("A", workdir / "a.hib", _session_a()),
+                      "B": _corpus_file("B", workdir / "b.hib", _session_b())}
+        self.by_digest = {f.digest: f for f in self.files.values()}
+        self.path = workdir / "mutant.hib"
+        self.stats = Stats()
+        self.crash_dir = workdir
+        self.blocker = _NoNewPackages()
+        for f in self.files.values():  # the harness checks itself on the unmutated files
+            self.check(f.data, count=False)
+            assert self.stats.failed_entries == 0
+
+    def mutant(self, which: str, ops: list[tuple[Any, ...]]) -> bytes:
+        base = self.files[which]
+        return apply(ops, base, self.files["B" if which == "A" else "A"], self.key)
+
+    def check(self, data: bytes, count: bool = True, label: str = "") -> None:
+        try:
+            self.path.write_bytes(data)
+            sys.meta_path.insert(0, self.blocker)
+            self.blocker.active = True
+            try:
+                with time_budget(EXAMPLE_BUDGET):
+                    self._check(data)
+            finally:
+                self.blocker.active = False
+                sys.meta_path.remove(self.blocker)
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            crash = self.crash_dir / f"crash-{hashlib.sha256(data).hexdigest()[:12]}.hib"
+            crash.write_bytes(data)
+            raise OracleFailure(f"{label}{type(e).__name__}: {e}\n(input saved as {crash})"
+                                ) from e
+        if count:
+            self.stats.examples += 1
+
+    def _check(self, data: bytes) -> None:
+        import hibernate
+
+        verdict, detail = model(data, self.key)
+        expect_raise = getattr(hibernate, detail) if verdict == "raise" else None
+
+        def guarded(what: str, call: Any) -> tuple[Any, BaseException | None]:
+            try:
+                return call(), None
+            except hibernate.HibernateError as e:
+                if expect_raise is not None and type(e) is not expect_raise:
+                    raise OracleFailure(f"{what}: {type(e).__name__}: {e}, the format says "
+                                        f"{detail}") from e
+                if expect_raise is None and what != "load" and not isinstance(
+                        e, hibernate.FormatError):
+                    raise OracleFailure(f"{what}: {type(e).__name__}: {e} after the trailer, "
+                                        f"digest and signature checks passed") from e
+                return None, e
+            except Hang:
+                raise
+            except BaseException as e:
+                raise OracleFailure(f"{what} raised a non-hibernate {type(e).__name__}: {e}"
+                                    ) from e
+
+        # inspect, and the text a user prints from it
+        manifest, err = guarded("inspect", lambda: hibernate.inspect(self.path))
+        if manifest is not None:
+            try:
+                str(manifest), manifest._repr_html_()
+            except Exception as e:
+                raise OracleFailure(f"printing inspect()'s result raised {type(e).__name__}: "
+                                    f"{e}") from e
+        if expect_raise is not None:
+            if err is None:
+                raise OracleFailure(f"inspect succeeded; the format says {detail}")
+            self.stats.outcomes[f"raise {detail}"] += 1
+        elif err is not None:
+            self.stats.outcomes["raise FormatError (schema)"] += 1
+        else:
+            if manifest.signature != detail:
+                raise OracleFailure(f"signature {manifest.signature!r}, expected {detail!r}")
+        original = self.by_digest.get(manifest.manifest_digest) if manifest else None
+
+        runs = (("data_only", {"data_only": True}), ("trust", {"trust": True}),
+                ("default", {}))
+        for mode, kw in runs:
+            ns: dict[str, Any] = {}
+            report, lerr = guarded("load", lambda kw=kw, ns=ns: hibernate.load(
+                self.path, ns, **kw))
+            if err is not None:  # inspect failed: every load fails the same way
+                if lerr is None or type(lerr) is not type(err):
+                    raise OracleFailure(f"load({mode}) gave {lerr!r} where inspect raised "
+                                        f"{err!r}")
+                if ns:
+                    raise OracleFailure(f"load({mode}) raised but bound {sorted(ns)}")
+                continue
+            if lerr is not None:
+                allowed = (mode == "default" and isinstance(lerr, hibernate.UntrustedFileError)
+                           and manifest.signature != "valid")
+                if not allowed:
+                    raise OracleFailure(f"load({mode}) raised {type(lerr).__name__}: {lerr} "
+                                        "although inspect succeeded")
+                if ns:
+                    raise OracleFailure(f"load({mode}) raised but bound {sorted(ns)}")
+                self.stats.outcomes[f"{mode}: untrusted"] += 1
+                continue
+            try:
+                str(report), report._repr_html_()
+            except Exception as e:
+                raise OracleFailure(f"printing a LoadReport raised {type(e).__name__}") from e
+            if set(ns) != set(report.restored):
+                raise OracleFailure(f"load({mode}) bound {sorted(ns)} but reports "
+                                    f"{sorted(report.restored)}")
+            if original is not None:
+                self._strong(mode, manifest, report, ns, original, data)
+            self.stats.outcomes[f"{mode}: {'ok' if not report.failed else 'some failed'}"] += 1
+        if manifest is not None:
+            self._snapshot(original)
+
+    def _strong(self, mode: str, manifest: Any, report: Any, ns: dict[str, Any],
+                original: CorpusFile, data: bytes) -> None:
+        if mode == "default" and manifest.signature != "valid":
+            raise OracleFailure("a default load of a file not signed with the user's key "
+                                "restored pickled data instead of raising UntrustedFileError")
+        for name in report.restored:
+            if name not in original.values or not same(ns[name], original.values[name]):
+                raise OracleFailure(f"load({mode}) restored a wrong value for {name!r}")
+            self.stats.values_checked += 1
+        if {"shared", "holder"} <= set(report.restored) and \
+                ns["holder"]["s"] is not ns["shared"]:
+            raise OracleFailure("identity between shared and holder was lost")
+        untrusted = {n for n, s in report.skipped.items() if s.code == "untrusted"}
+        accounted = set(report.restored) | set(report.failed) | untrusted
+        if accounted != original.loadable:
+            raise OracleFailure(f"load({mode}): entries neither restored, failed nor skipped: "
+                                f"{sorted(original.loadable - accounted)}")
+        self.stats.failed_entries += len(report.failed)
+        if mode == "trust":
+            damaged = set()
+            for names, chunks in original.groups.values():
+                for off, length, digest in chunks:
+                    if hashlib.sha256(data[off:off + length]).hexdigest() != digest:
+                        damaged |= names
+            if set(report.failed) != damaged:
+                raise OracleFailure(f"failed {sorted(report.failed)}, but the damaged entries "
+                                    f"are {sorted(damaged)}")
+            self.stats.strong += 1
+
+    def _snapshot(self, original: CorpusFile | None) -> None:
+        import hibernate
+
+        try:
+            snap = hibernate.open(self.path, trust=True)
+        except hibernate.HibernateError as e:
+            raise OracleFailure(f"open raised {e!r} although inspect succeeded") from e
+        with snap:
+            for name in list(snap):
+                try:
+                    value = snap[name]
+                except hibernate.HibernateError:
+                    continue
+                except Hang:
+                    raise
+                except BaseException as e:
+                    raise OracleFailure(f"snapshot[{name!r}] raised a non-hibernate "
+                                        f"{type(e).__name__}: {e}") from e
+                if original is not None and (name not in original.values
+                                             or not same(value, original.values[name])):
+                    raise OracleFailure(f"snapshot[{name!r}] is a wrong value")
+
+
+def run(seconds: float, workdir: Path, seed: int = 0, batch: int = 50,
+        progress: bool = False) -> Stats:
+    """Fuzz for ``seconds``; raise OracleFailure (after hypothesis shrinks it) on a finding.
+    Needs HIBERNATE_KEY set (the key mutants are re-signed with)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+
+    fuzzer = Fuzzer(workdir)
+    end = time.monotonic() + seconds
+    strategy = strategies()
+
+    @settings(max_examples=batch, deadline=None, database=None, derandomize=False,
+              suppress_health_check=list(HealthCheck),
+              phases=(Phase.generate, Phase.target, Phase.shrink), report_multiple_bugs=False)
+    @given(strategy)
+    def one(case: tuple[str, list[tuple[Any, ...]]]) -> None:
+        if time.monotonic() > end:
+            return
+        which, ops = case
+        fuzzer.check(fuzzer.mutant(which, ops), label=f"{which} {ops!r}:\n")
+
+    rounds = 0
+    shown = time.monotonic()
+    while time.monotonic() < end:
+        hseed(seed * 1_000_003 + rounds)(one)()
+        rounds += 1
+        if progress and time.monotonic() - shown > 30:
+            shown = time.monotonic()
+            print(f"  {fuzzer.stats.summary()}", flush=True)
+    return fuzzer.stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--out", type=Path, default=Path("fuzz-out"),
+                    help="where failing inputs are written (default ./fuzz-out)")
+    ap.add_argument("--replay", type=Path, help="run the oracle on one file and exit")
+    args = ap.parse_args(argv)
+    src = Path(__file__).resolve().parent.parent / "src"
+    if src.is_dir() and str(src) not in sys.path:
+        sys.path.insert(0, str(src))
+    with tempfile.TemporaryDirectory(prefix="hib-fuzz-") as tmp:
+        # a fixed throwaway key (so saved crash files replay) and no user config
+        os.environ["HIBERNATE_KEY"] = FUZZ_KEY
+        os.environ["HIBERNATE_CONFIG_DIR"] = str(Path(tmp) / "config")
+        if args.replay:
+            fuzzer = Fuzzer(Path(tmp) / "work")
+            fuzzer.crash_dir = Path(tmp)
+            try:
+                fuzzer.check(args.replay.read_bytes())
+            except OracleFailure as e:
+                print(f"FINDING in {args.replay}: {str(e).split(chr(10))[0]}")
+                return 1
+            print(f"{args.replay}: no finding")
+            return 0
+        args.out.mkdir(parents=True, exist_ok=True)
+        print(f"seed {args.seed}, {args.minutes} min; failing inputs go to {args.out}",
+              flush=True)
+        try:
+            stats = run(args.minutes * 60, Path(tmp) / "work", args.seed, progress=True,
+                        batch=200)
+        except OracleFailure as e:
+            print(f"FINDING: {e}")
+            for f in (Path(tmp) / "work").glob("crash-*.hib"):
+                f.replace(args.out / f.name)
+            return 1
+        print(stats.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
