@@ -12,7 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("tool", [["ruff", "check", "src", "tests", "benchmarks", "examples", "fuzz", "scripts"], ["mypy"]])
+CHECKED = ["src", "tests", "benchmarks", "examples", "fuzz", "scripts"]
+
+
+@pytest.mark.parametrize("tool", [["ruff", "check", *CHECKED], ["mypy"]])
 def test_static_checks_pass(tool: list[str]) -> None:
     exe = shutil.which(tool[0], path=str(Path(sys.executable).parent))
     if exe is None:
