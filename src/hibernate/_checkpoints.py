@@ -256,14 +256,18 @@ def checkpoint(store: str | os.PathLike[str], namespace: dict[str, Any] | None =
                         blobs=tuple(Blob(tuple(c)) for c in chunks),
                         session=session_info(captured.entries))
     with s.lock():
-        written = _upload(s, pieces, digests)
-        parent = s.head()
-        meta = {"parent": parent, "message": message or "",
-                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                    timespec="milliseconds"), "bytes_written": written}
-        cid, data = _encode(meta, manifest)
-        s.put(f"checkpoints/{cid}.ckpt", data)
-        s.put("HEAD", cid.encode())
+        return _record(s, manifest, message or "", _upload(s, pieces, digests))
+
+
+def _record(s: _Store, manifest: Manifest, message: str, written: int) -> Checkpoint:
+    """Write a checkpoint manifest (its chunks are in the store) as HEAD's child; under the
+    store's lock."""
+    meta = {"parent": s.head(), "message": message, "bytes_written": written,
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="milliseconds")}
+    cid, data = _encode(meta, manifest)
+    s.put(f"checkpoints/{cid}.ckpt", data)
+    s.put("HEAD", cid.encode())
     return _info(cid, meta, manifest)
 
 
@@ -457,14 +461,8 @@ def import_checkpoint(path: str | os.PathLike[str], store: str | os.PathLike[str
                     pos += c.raw
                 blobs.append(Blob(tuple(Chunk(0, c.raw, c.raw, "raw", c.digest)
                                         for c in blob.chunks)))
-            fresh = replace(manifest, blobs=tuple(blobs))
-            meta = {"parent": s.head(), "message": message or f"imported {os.fspath(path)}",
-                    "time": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                        timespec="milliseconds"), "bytes_written": written}
-            cid, data_out = _encode(meta, fresh)
-            s.put(f"checkpoints/{cid}.ckpt", data_out)
-            s.put("HEAD", cid.encode())
-    return _info(cid, meta, fresh)
+            return _record(s, replace(manifest, blobs=tuple(blobs)),
+                           message or f"imported {os.fspath(path)}", written)
 
 
 def prune(store: str | os.PathLike[str], *, keep_last: int | None = None,
