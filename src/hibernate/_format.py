@@ -303,6 +303,10 @@ class BlobReader:
             return None
         return self._map[chunks[0].offset:chunks[0].offset + blob.length]
 
+    def _fetch_and_hash(self, cp: tuple[Chunk, memoryview]) -> str:
+        self._fetch(cp)
+        return _sha256(cp[1])
+
     def _fetch(self, cp: tuple[Chunk, memoryview]) -> None:
         c, piece = cp
         if c.codec == "raw":
@@ -326,14 +330,16 @@ class BlobReader:
             pos += c.raw
         compressed = any(c.codec != "raw" for c, _ in pieces)
         if len(pieces) > 1 and (compressed or self._src.concurrent):
-            # remote ranges and decompression run in parallel threads
-            list(_fetch_pool().map(self._fetch, pieces))
-        else:
+            # remote ranges and decompression run in parallel threads, each hashing its own
+            digests = list(_fetch_pool().map(self._fetch_and_hash, pieces))
+        else:  # local: read in order, hash a chunk in a pool thread while the next is read
+            futures = []
             for cp in pieces:
                 self._fetch(cp)
-        checks = [(c, _hash_later(piece)) for c, piece in pieces]
-        for c, fut in checks:
-            if fut.result() != c.digest:
+                futures.append(_hash_later(cp[1]))
+            digests = [f.result() for f in futures]
+        for (c, _), digest in zip(pieces, digests):
+            if digest != c.digest:
                 raise IntegrityError(f"damaged data: the chunk at byte {c.offset} does not match "
                                      "its digest")
         if self._on_bytes is not None:
