@@ -43,7 +43,9 @@ class Captured:
 
 def type_name(obj: object) -> str:
     t = type(obj)
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    module = getattr(t, "__module__", None)
+    qualname = getattr(t, "__qualname__", None) or getattr(t, "__name__", "?")
+    return str(qualname) if module in ("builtins", None) else f"{module}.{qualname}"
 
 
 def _import_ref(obj: object, ns: dict[str, Any]) -> tuple[str, str] | None:
