@@ -231,32 +231,90 @@ def checkpoint(store: str | os.PathLike[str], namespace: dict[str, Any] | None =
                exclude: Iterable[str] | str | None = None,
                storage_options: dict[str, Any] | None = None) -> Checkpoint:
     """Record the session in ``store``, writing only the chunks the store does not have."""
-    ns = _namespace(namespace)
+    return record_session(store, _namespace(namespace), Selector(include, exclude), message,
+                          storage_options)[0]
+
+
+@dataclass
+class Reuse:
+    """What autosave knows since its last checkpoint: that checkpoint's manifest, the id of
+    each name's object then, and the names the cells since may have read or written."""
+
+    manifest: Manifest
+    ids: dict[str, int]
+    dirty: set[str]
+
+    def clean_groups(self, ns: dict[str, Any]) -> list[Group]:
+        """Groups none of whose names was touched or rebound since: reused as they are."""
+        return [g for g in self.manifest.groups
+                if all(n in ns and n not in self.dirty and self.ids.get(n) == id(ns[n])
+                       for n in g.names)]
+
+
+class _Except(Selector):
+    def __init__(self, base: Selector, names: set[str]) -> None:
+        self.include, self.exclude, self._base, self._names = base.include, base.exclude, \
+            base, names
+
+    def __call__(self, name: str) -> bool:
+        return name not in self._names and self._base(name)
+
+
+def record_session(store: str | os.PathLike[str], ns: dict[str, Any], select: Selector,
+                   message: str | None, storage_options: dict[str, Any] | None = None,
+                   reuse: Reuse | None = None) -> tuple[Checkpoint, Manifest]:
+    """``checkpoint`` for a resolved namespace. With ``reuse``, the groups it finds clean are
+    copied from the previous checkpoint instead of being serialized again."""
     s = _Store(store, storage_options)
-    captured = capture(ns, Selector(include, exclude), hidden=ipython_hidden(ns))
+    clean = reuse.clean_groups(ns) if reuse is not None else []
+    clean_names = {n for g in clean for n in g.names}
+    captured = capture(ns, _Except(select, clean_names) if clean_names else select,
+                       hidden=ipython_hidden(ns))
+    blobs: list[Blob] = []
+    groups: list[Group] = []
+    moved: dict[int, int] = {}
+    for g in clean:
+        assert reuse is not None
+        ids = []
+        for b in g.blobs:
+            blobs.append(reuse.manifest.blobs[b])
+            ids.append(len(blobs) - 1)
+        moved[g.id] = len(groups)
+        groups.append(replace(g, id=len(groups), blobs=tuple(ids)))
+    offset = len(groups)
     pieces: list[tuple[int, memoryview]] = []  # (blob index, chunk) in order
-    blob_count = 0
-    groups = []
-    for gid, cg in enumerate(captured.groups):
+    first_new = next_blob = len(blobs)
+    for cg in captured.groups:
         ids = []
         for buf in cg.dumped.buffers:
             view = memoryview(buf).cast("B")
             for start in range(0, max(len(view), 1), CHUNK_SIZE):
-                pieces.append((blob_count, view[start:start + CHUNK_SIZE]))
-            ids.append(blob_count)
-            blob_count += 1
+                pieces.append((next_blob, view[start:start + CHUNK_SIZE]))
+            ids.append(next_blob)
+            next_blob += 1
         ref = SerializerRef(cg.serializer.name, cg.serializer.version, cg.serializer.config())
-        groups.append(Group(gid, cg.names, ref, cg.dumped.meta, tuple(ids)))
+        groups.append(Group(len(groups), cg.names, ref, cg.dumped.meta, tuple(ids)))
     with ThreadPoolExecutor(max_workers=4) as pool:
         digests = list(pool.map(lambda p: _sha256(p[1]), pieces))
-    chunks: list[list[Chunk]] = [[] for _ in range(blob_count)]
+    chunks: dict[int, list[Chunk]] = {}
     for (blob, piece), digest in zip(pieces, digests):
-        chunks[blob].append(Chunk(0, len(piece), len(piece), "raw", digest))
-    manifest = Manifest(entries=tuple(captured.entries), groups=tuple(groups),
-                        blobs=tuple(Blob(tuple(c)) for c in chunks),
-                        session=session_info(captured.entries))
+        chunks.setdefault(blob, []).append(Chunk(0, len(piece), len(piece), "raw", digest))
+    blobs += [Blob(tuple(chunks[i])) for i in range(first_new, next_blob)]
+    previous = {e.name: e for e in reuse.manifest.entries} if reuse is not None else {}
+    entries = []
+    for e in captured.entries:
+        if e.name in clean_names:
+            old = previous[e.name]
+            entries.append(replace(old, group=moved[old.group] if old.group is not None
+                                   else None))
+        elif e.group is not None:
+            entries.append(replace(e, group=e.group + offset))
+        else:
+            entries.append(e)
+    manifest = Manifest(entries=tuple(entries), groups=tuple(groups), blobs=tuple(blobs),
+                        session=session_info(entries))
     with s.lock():
-        return _record(s, manifest, message or "", _upload(s, pieces, digests))
+        return _record(s, manifest, message or "", _upload(s, pieces, digests)), manifest
 
 
 def _record(s: _Store, manifest: Manifest, message: str, written: int) -> Checkpoint:
