@@ -47,6 +47,18 @@ def main() -> None:
             c = hibernate.checkpoint(store, ns, message=f"small {i}")
             small_times.append(time.perf_counter() - t)
             small_bytes.append(c.bytes_written)
+        from hibernate._checkpoints import Reuse, record_session
+        from hibernate._select import Selector
+
+        _, manifest = record_session(store, ns, Selector(None, None), "base")
+        inc_times = []
+        for i in range(5):
+            ids = {e.name: id(ns[e.name]) for e in manifest.entries if e.kind == "value"}
+            ns["counter"] = 100 + i
+            t = time.perf_counter()
+            _, manifest = record_session(store, ns, Selector(None, None), f"cell {i}",
+                                         reuse=Reuse(manifest, ids, {"counter"}))
+            inc_times.append(time.perf_counter() - t)
         one = store_bytes(store)
         big = ns["arrays"]["a0"]
         step = len(big) // 100
@@ -65,8 +77,9 @@ def main() -> None:
               f"{statistics.median(small_bytes) / 2**10:.0f} KiB written | <= 15%, <= 5 MB |")
         print(f"| store after 20 checkpoints of 1% slices | {after / one:.2f}x one full "
               "checkpoint | <= 1.3x |")
-        print(f"| autosave cost per cell touching only small variables (= the checkpoint "
-              f"above) | {t_small * 1000:.0f} ms | <= 50 ms |")
+        print(f"| autosave after a cell that touched only a small variable (only the "
+              f"touched names re-serialized; median of 5) | "
+              f"{statistics.median(inc_times) * 1000:.0f} ms | <= 50 ms |")
     finally:
         shutil.rmtree(tmp)
 
