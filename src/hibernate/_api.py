@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import _trust
-from ._capture import capture
+from ._capture import dump_groups, plan
 from ._codecs import resolve_compression
 from ._format import BlobReader, FileWriter, read_manifest
 from ._manifest import Group, Manifest, SerializerRef, Skip
@@ -63,19 +63,20 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     codec = resolve_compression(compression)
     key = _trust.user_key()
     store, name = resolve(path, storage_options)
-    captured = capture(ns, select, hidden=ipython_hidden(ns), extra=extra)
+    p = plan(ns, select, hidden=ipython_hidden(ns), extra=extra)
     out = store.open_write(name)
-    bar = Progress("saving", sum(cg.dumped.nbytes for cg in captured.groups), progress)
+    bar = Progress("saving", _estimate(p.values.values()), progress)
     try:
         writer = FileWriter(out, codec=codec, on_bytes=bar)
-        groups = []
-        for gid, cg in enumerate(captured.groups):
+        groups: list[Group] = []
+        for cg in dump_groups(p):  # one group's serialization in memory at a time
             blobs = tuple(writer.add_blob(b) for b in cg.dumped.buffers)
             ref = SerializerRef(cg.serializer.name, cg.serializer.version, cg.serializer.config())
-            groups.append(Group(gid, cg.names, ref, cg.dumped.meta, blobs))
-        manifest = Manifest(entries=tuple(captured.entries), groups=tuple(groups),
-                            blobs=writer.blobs,
-                            session={**session_info(captured.entries), **(session or {})})
+            groups.append(Group(len(groups), cg.names, ref, cg.dumped.meta, blobs))
+            del cg
+        entries = tuple(p.entries.values())
+        manifest = Manifest(entries=entries, groups=tuple(groups), blobs=writer.blobs,
+                            session={**session_info(entries), **(session or {})})
         size = writer.finish(manifest, key)
     except BaseException:
         out.discard()
@@ -83,8 +84,8 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     finally:
         bar.close()
     saved = tuple(SavedEntry(e.name, e.kind, e.type_name, e.size, e.shape, e.dtype)
-                  for e in captured.entries if e.skip is None)
-    skipped = {e.name: e.skip for e in captured.entries if e.skip is not None}
+                  for e in entries if e.skip is None)
+    skipped = {e.name: e.skip for e in entries if e.skip is not None}
     return SaveReport(os.fspath(path), saved, skipped, size, time.perf_counter() - start)
 
 
@@ -144,6 +145,17 @@ def restore_manifest(manifest: Manifest, read_blob: Callable[[int], Any], ns: di
     ns.update(staging)
     return LoadReport(where, tuple(staging), failed, skipped, overwritten, kept,
                       time.perf_counter() - start, manifest.signature, trusted)
+
+
+def _estimate(values: Iterable[object]) -> int:
+    """Bytes a save will write, for the progress line: the buffers we can size cheaply."""
+    total = 0
+    for v in values:
+        nbytes = getattr(v, "nbytes", None) if type(v).__module__.startswith(
+            ("numpy", "pandas", "pyarrow")) else None
+        if isinstance(nbytes, int):
+            total += nbytes
+    return total
 
 
 def _is_trusted(manifest: Manifest) -> bool:

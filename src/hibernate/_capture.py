@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -117,57 +117,79 @@ def _dump_one(name: str, value: object) -> tuple[Dumped | None, Skip | None]:
         return None, Skip("unpicklable", describe(e))
 
 
-def capture(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = None,
-            on_progress: Callable[[str], None] | None = None,
-            extra: dict[str, object] | None = None) -> Captured:
-    """Classify and serialize every name of ``ns`` (BaseExceptions propagate). ``hidden``:
-    the names IPython keeps in ``ns`` for itself, when ``ns`` is a shell's namespace.
-    ``extra``: entries saved beside ``ns``'s own (functions still see ``ns`` as globals)."""
+@dataclass
+class Plan:
+    """A namespace classified and grouped, before anything is serialized: ``dump_groups``
+    then serializes one group at a time, so a save never holds every stream at once."""
+
+    ns: dict[str, Any]
+    entries: dict[str, Entry]
+    values: dict[str, object]
+    groups: list[tuple[str, ...]]
+
+
+def plan(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = None,
+         extra: dict[str, object] | None = None) -> Plan:
+    """Classify every name of ``ns`` and group the values (no value is serialized, except
+    one that reaches the namespace itself, to tell unpicklable from namespace-holding).
+    ``hidden``: the names IPython keeps in ``ns`` for itself, when ``ns`` is a shell's
+    namespace. ``extra``: entries saved beside ``ns``'s own (their functions see ``ns``)."""
     entries: dict[str, Entry] = {}
-    dumped: dict[str, Dumped] = {}
     values: dict[str, object] = {}
     reach: dict[str, set[int]] = {}
     with bound_namespace(ns):
         for name, value in list(ns.items()) + list((extra or {}).items()):
-            if on_progress:
-                on_progress(name)
-            entries[name] = _capture_one(name, value, ns, select, hidden, dumped, values)
-            if name in dumped:
+            entry = _classify_one(name, value, ns, select, hidden)
+            if entry is None:
                 try:
                     reach[name] = identity_ids(value, ns)
                 except ReachesNamespace:
-                    del dumped[name], values[name]
-                    entries[name] = Entry(name, SKIPPED, type_name(value), skip=Skip(
-                        "namespace", "holds the session namespace itself (like globals())"))
-        captured_groups: list[CapturedGroup] = []
-        for names in _group(reach):
-            for group in _dump_group(names, dumped, values):
+                    _, skip = _dump_one(name, value)
+                    skip = skip or Skip("namespace", "holds the session namespace itself "
+                                        "(like globals())")
+                    entry = Entry(name, SKIPPED, type_name(value), skip=skip)
+                else:
+                    values[name] = value
+                    shape, dtype = _array_info(value)
+                    entry = Entry(name, VALUE, type_name(value), shape=shape, dtype=dtype)
+            entries[name] = entry
+    return Plan(ns, entries, values, _group(reach))
+
+
+def dump_groups(p: Plan) -> Iterator[CapturedGroup]:
+    """Serialize the plan's groups one at a time; entries get their group id and size (the
+    bytes of their group) as they go, and values that fail become skipped entries."""
+    gid = 0
+    with bound_namespace(p.ns):
+        for names in p.groups:
+            batch = _dump_group(names, p)
+            while batch:
+                group = batch.pop(0)
                 for n in group.names:
-                    entries[n] = replace(entries[n], group=len(captured_groups))
-                captured_groups.append(group)
-    return Captured(list(entries.values()), captured_groups)
+                    p.entries[n] = replace(p.entries[n], group=gid, size=group.dumped.nbytes)
+                gid += 1
+                yield group
+                del group  # the caller has written it: let its buffers go
 
 
-def _capture_one(name: str, value: object, ns: dict[str, Any], select: Selector,
-                 hidden: frozenset[str] | None, dumped: dict[str, Dumped],
-                 values: dict[str, object]
-                 ) -> Entry:
-    """The entry for one name; a value's first serialization goes into ``dumped``."""
+def capture(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = None,
+            extra: dict[str, object] | None = None) -> Captured:
+    """``plan`` and ``dump_groups`` at once (for callers that need every buffer anyway)."""
+    p = plan(ns, select, hidden, extra)
+    groups = list(dump_groups(p))
+    return Captured(list(p.entries.values()), groups)
+
+
+def _classify_one(name: str, value: object, ns: dict[str, Any], select: Selector,
+                  hidden: frozenset[str] | None) -> Entry | None:
+    """A skipped, module or import entry; None for a value to serialize."""
     skip = _skip_reason(name, value, ns, select, hidden)
     if skip:
         return Entry(name, SKIPPED, type_name(value), skip=skip)
     try:
-        entry = _classify(name, value, ns)
+        return _classify(name, value, ns)
     except Exception as e:  # e.g. a proxy whose __getattr__ raises outside its context
         return Entry(name, SKIPPED, type_name(value), skip=Skip("unpicklable", describe(e)))
-    if entry is not None:
-        return entry
-    d, skip = _dump_one(name, value)
-    if d is None:
-        return Entry(name, SKIPPED, type_name(value), skip=skip)
-    dumped[name], values[name] = d, value
-    shape, dtype = _array_info(value)
-    return Entry(name, VALUE, type_name(value), size=d.nbytes, shape=shape, dtype=dtype)
 
 
 def describe(e: BaseException) -> str:
@@ -198,17 +220,23 @@ def _group(reach: dict[str, set[int]]) -> list[tuple[str, ...]]:
     return [tuple(g) for g in groups.values()]
 
 
-def _dump_group(names: tuple[str, ...], dumped: dict[str, Dumped], values: dict[str, object]
-                ) -> list[CapturedGroup]:
-    """One group for the names, pickled together; if that fails (each pickled alone before),
-    fall back to one group per name: the values are kept, their shared identity is not."""
+def _dump_group(names: tuple[str, ...], p: Plan) -> list[CapturedGroup]:
+    """The names serialized as one group; if that fails, each name alone (the values that
+    can be saved are, without their shared identity; the others become skipped entries)."""
     if len(names) > 1:
         pickler = serializers.get("pickle")
         try:
-            d = pickler.dump(tuple(values[n] for n in names))
+            d = pickler.dump(tuple(p.values[n] for n in names))
         except Exception:
             pass
         else:
             d.meta["multi"] = True
             return [CapturedGroup(names, pickler, d)]
-    return [CapturedGroup((n,), serializers.lookup(values[n]), dumped[n]) for n in names]
+    out = []
+    for n in names:
+        dumped, skip = _dump_one(n, p.values[n])
+        if dumped is None:
+            p.entries[n] = Entry(n, SKIPPED, p.entries[n].type_name, skip=skip)
+        else:
+            out.append(CapturedGroup((n,), serializers.lookup(p.values[n]), dumped))
+    return out

@@ -6,8 +6,9 @@ runs in C, and stops where identity is not the session's to keep:
 - atoms (None, numbers, str, bytes) are neither followed nor counted;
 - tuples and frozensets are followed but not counted (restoring two equal tuples where
   there was one is harmless);
-- classes, modules and code are not followed: classes saved by value are restored once per
-  process, so instances in different groups still share their class;
+- classes, modules, code, frames and tracebacks are not followed (pickle saves none of a
+  frame); classes saved by value are restored once per load, so instances in different
+  groups still share their class;
 - functions are followed through their closure cells, defaults and ``__dict__`` only, never
   their ``__globals__`` (a closure from a library still ties the list it appends to); only
   functions saved by value (``__globals__`` is the namespace) and not methods are counted;
@@ -39,7 +40,8 @@ _UNCOUNTED = frozenset({tuple, frozenset})
 def _opaque_types() -> tuple[type, ...]:
     """Types not followed: classes, modules, code, and numpy/pandas dtypes (immutable
     singletons that would otherwise tie every array to every other)."""
-    found: list[type] = [type, types.ModuleType, types.CodeType]
+    found: list[type] = [type, types.ModuleType, types.CodeType, types.FrameType,
+                         types.TracebackType]
     np = sys.modules.get("numpy")
     if np is not None:
         found.append(np.dtype)
