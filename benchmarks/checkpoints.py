@@ -50,14 +50,13 @@ def main() -> None:
         from hibernate._checkpoints import Reuse, record_session
         from hibernate._select import Selector
 
-        _, manifest = record_session(store, ns, Selector(None, None), "base")
+        _, recorded = record_session(store, ns, Selector(None, None), "base")
         inc_times = []
         for i in range(5):
-            ids = {e.name: id(ns[e.name]) for e in manifest.entries if e.kind == "value"}
             ns["counter"] = 100 + i
             t = time.perf_counter()
-            _, manifest = record_session(store, ns, Selector(None, None), f"cell {i}",
-                                         reuse=Reuse(manifest, ids, {"counter"}))
+            _, recorded = record_session(store, ns, Selector(None, None), f"cell {i}",
+                                         reuse=Reuse(recorded, {"counter"}))
             inc_times.append(time.perf_counter() - t)
         one = store_bytes(store)
         big = ns["arrays"]["a0"]

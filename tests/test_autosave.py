@@ -34,7 +34,8 @@ expected = []
 for cell in cells:
     assert sh.run_cell(cell, store_history=True).success, cell
     ns = sh.user_ns
-    state = {k: ns[k] for k in ("big", "log", "box", "n", "alias") if k in ns}
+    state = {k: ns[k] for k in ("big", "log", "box", "n", "alias", "a", "v", "x", "y", "z")
+             if k in ns}
     expected.append(pickle.dumps(state))
 history = [c.id for c in reversed(hibernate.log(".hibernate"))]
 ok = []
@@ -62,6 +63,15 @@ CELLS = [
     "grow()",                      # mutates big through a function
     "alias = log",                 # new sharing between variables
     "alias.append('via alias')",
+    "a = np.zeros(4)\nv = a[:2]",
+    "a[:] = 7",                    # changes the view v through its base
+    "x = []\ndef g():\n    x.append(1)\nhandlers = {'go': g}",
+    "handlers['go']()",            # runs g, found through a container
+    "import functools\ny = []\n@functools.lru_cache\ndef h(k):\n    y.append(k)",
+    "h(3)",                        # a library decorator around a session function
+    "import types, sys\nmm = types.ModuleType('mm')\nmm.L = []\nsys.modules['mm'] = mm\n"
+    "z = mm.L",
+    "mm.L.append(42)",             # through a module attribute
 ]
 
 

@@ -264,3 +264,54 @@ class History(RuleBasedStateMachine):
 TestHistory = History.TestCase
 TestHistory.settings = settings(max_examples=15, stateful_step_count=12, deadline=None,
                                 suppress_health_check=[HealthCheck.too_slow])
+
+
+# ---- found in review ----------------------------------------------------------------
+
+def test_prune_refuses_when_a_checkpoint_cannot_be_read(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    hibernate.checkpoint(store, {"a": np.zeros(600_000)})
+    c2 = hibernate.checkpoint(store, {"b": np.ones(600_000)})
+    ckpt = store / "checkpoints" / f"{c2.id}.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes().replace(b'"kind":"value"', b'"kind":"value2"'))
+    before = objects(store)
+    with pytest.raises(hibernate.HibernateError, match="cannot prune"):
+        hibernate.prune(store, keep_last=1)
+    assert objects(store) == before
+
+
+def test_checkout_only_changed_restores_a_rebound_module_name(tmp_path: Path) -> None:
+    import json as json_module
+
+    store = tmp_path / "store"
+    ns: dict = {"js": json_module, "v": [1]}
+    c = hibernate.checkpoint(store, ns)
+    ns["js"] = 5
+    hibernate.checkout(store, c.id, ns, only_changed=True)
+    assert ns["js"] is json_module
+
+
+def test_incremental_checkpoint_after_a_prune_reserializes(tmp_path: Path) -> None:
+    from hibernate._checkpoints import Reuse, record_session
+    from hibernate._select import Selector
+
+    store = tmp_path / "store"
+    ns = {"big": np.arange(1_000_000.0), "n": 0}
+    _, first = record_session(store, ns, Selector(None, None), "first")
+    hibernate.checkpoint(store, {"other": 1})              # HEAD moves on
+    hibernate.prune(store, keep_last=1)                     # first's chunks are gone
+    ns["n"] = 1
+    c, _ = record_session(store, ns, Selector(None, None), "again",
+                          reuse=Reuse(first, {"n"}))
+    out: dict = {}
+    assert hibernate.checkout(store, c.id, out).ok
+    np.testing.assert_array_equal(out["big"], ns["big"])
+
+
+def test_lock_exit_leaves_another_holders_lock(tmp_path: Path) -> None:
+    from hibernate._checkpoints import _Store
+
+    s = _Store(tmp_path / "store", None)
+    with s.lock():
+        s.put("LOCK", b'{"token": "someone else", "time": 0}')  # broken and re-taken
+    assert (tmp_path / "store" / "LOCK").exists()

@@ -74,3 +74,18 @@ def test_unknown_compression_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown compression"):
         hibernate.save(tmp_path / "x.hib", {"a": 1}, compression="gzip")
     assert not (tmp_path / "x.hib").exists()
+
+
+def test_a_frame_claiming_a_huge_size_is_refused_without_allocating_it() -> None:
+    import resource
+
+    import zstandard
+
+    from hibernate._codecs import Codec
+
+    bomb = zstandard.ZstdCompressor(level=19).compress(bytes(256 << 20))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match="recorded length"):
+        Codec("zstd", 1).decompress(bomb, 4 << 20)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 64 << 10  # well under the 256 MiB the frame claims

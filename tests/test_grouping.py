@@ -93,3 +93,15 @@ def test_mutation_through_alias_after_load(tmp_path, n: int) -> None:
     hibernate.load(tmp_path / "g.hib", out)
     out["a"].append("new")
     assert out["b"]["ref"][-1] == "new"
+
+
+def test_identity_survives_when_one_group_member_cannot_be_pickled(tmp_path) -> None:
+    import threading
+
+    shared = [1, 2]
+    ns = {"a": shared, "b": {"k": shared}, "bad": [shared, threading.Lock()]}
+    r = hibernate.save(tmp_path / "g.hib", ns)
+    assert r.skipped["bad"].code == "unpicklable"
+    out: dict = {}
+    hibernate.load(tmp_path / "g.hib", out)
+    assert out["b"]["k"] is out["a"]

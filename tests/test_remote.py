@@ -229,3 +229,15 @@ def test_s3_checkpoint_store_with_concurrent_writers(s3, tmp_path: Path) -> None
     out: dict = {}
     hibernate.checkout(store, first.id, out, storage_options=opts)
     assert out["step"] == 0 and not out["big"].any()
+
+
+def test_s3_abort_uploads_stays_inside_its_prefix(s3) -> None:
+    from hibernate.storage._remote import abort_uploads
+
+    client = s3["client"]
+    client.create_multipart_upload(Bucket="sessions", Key="team/old.hib")
+    client.create_multipart_upload(Bucket="sessions", Key="team-other/live.hib")
+    aborted = abort_uploads("s3://sessions/team", s3["options"])
+    assert aborted == ["team/old.hib"]
+    assert [u["Key"] for u in _uploads(client)] == ["team-other/live.hib"]
+    abort_uploads("s3://sessions/team-other", s3["options"])

@@ -6,13 +6,16 @@ before the next cell can run, so what is stored is the state as of the end of th
 
 Only what a cell may have touched is serialized again. The names a cell reads or writes are
 read from its code, and so, transitively, are the globals used by the session's functions
-and classes that it names (a method called on an instance of a session class counts). A
-group of variables none of whose names was touched, and whose objects are still the same
-objects, is copied from the previous checkpoint as it is. A cell that calls ``exec``,
-``eval``, ``globals``, ``vars`` or ``setattr`` on the module, and every 20th checkpoint, get a
-full check of every variable. What this cannot see: a change made through an object that
-no touched name reaches (another thread, a callback, a C extension holding a reference);
-the periodic full check catches it late.
+and classes that it names (a method called on an instance of a session class counts), and
+by the session's functions reachable from a touched value (``handlers["go"]()``). A group is
+copied from the previous checkpoint as it is only when none of its names was touched or
+rebound and none of its objects is reachable from a touched value, nor held directly by a
+touched module (``mm.L.append(1)`` dirties ``z = mm.L``); a numpy view counts as reaching its
+base. A cell that calls ``exec``, ``eval``, ``globals``, ``vars``, ``setattr`` or
+``get_ipython``, and every 20th checkpoint, get a full check of every variable. What this
+cannot see: a change made through an object that no touched name reaches (another thread,
+a callback, a C extension holding a reference, an object deeper than one attribute inside a
+touched module); the periodic full check catches it late.
 
 When a checkpoint takes longer than the budget, the next ones are spaced out (said once);
 a failure is reported once, not after every cell.
@@ -103,8 +106,7 @@ class _Autosave:
         self.warned_slow = False
         self.warned_error = False
         self.last_id: str | None = None
-        self.previous: Any = None  # the last checkpoint's manifest
-        self.ids: dict[str, int] = {}
+        self.previous: Any = None  # what the last checkpoint left (a Recorded)
         self.dirty: set[str] | None = set()
         self.since_full = 0
 
@@ -130,14 +132,12 @@ class _Autosave:
 
         ns = self.shell.user_ns
         full = self.previous is None or self.dirty is None or self.since_full >= FULL_EVERY
-        reuse = None if full else Reuse(self.previous, self.ids, self.dirty or set())
+        reuse = None if full else Reuse(self.previous, self.dirty or set())
         start = time.monotonic()
         try:
             c, self.previous = record_session(
                 self.store, ns, Selector(None, None),
                 f"autosave after cell {self.shell.execution_count}", self.options, reuse)
-            self.ids = {e.name: id(ns[e.name]) for e in self.previous.entries
-                        if e.kind == "value" and e.name in ns}
             self.dirty = set()
             self.since_full = 0 if full else self.since_full + 1
             self.last_id = c.id

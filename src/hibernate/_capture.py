@@ -39,6 +39,7 @@ class CapturedGroup:
 class Captured:
     entries: list[Entry]
     groups: list[CapturedGroup]
+    reach: dict[str, set[int]]
 
 
 def type_name(obj: object) -> str:
@@ -126,6 +127,7 @@ class Plan:
     entries: dict[str, Entry]
     values: dict[str, object]
     groups: list[tuple[str, ...]]
+    reach: dict[str, set[int]]  # name -> ids of the objects with identity it reaches
 
 
 def plan(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = None,
@@ -153,7 +155,7 @@ def plan(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = N
                     shape, dtype = _array_info(value)
                     entry = Entry(name, VALUE, type_name(value), shape=shape, dtype=dtype)
             entries[name] = entry
-    return Plan(ns, entries, values, _group(reach))
+    return Plan(ns, entries, values, _group(reach), reach)
 
 
 def dump_groups(p: Plan) -> Iterator[CapturedGroup]:
@@ -177,7 +179,7 @@ def capture(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None 
     """``plan`` and ``dump_groups`` at once (for callers that need every buffer anyway)."""
     p = plan(ns, select, hidden, extra)
     groups = list(dump_groups(p))
-    return Captured(list(p.entries.values()), groups)
+    return Captured(list(p.entries.values()), groups, p.reach)
 
 
 def _classify_one(name: str, value: object, ns: dict[str, Any], select: Selector,
@@ -239,4 +241,6 @@ def _dump_group(names: tuple[str, ...], p: Plan) -> list[CapturedGroup]:
             p.entries[n] = Entry(n, SKIPPED, p.entries[n].type_name, skip=skip)
         else:
             out.append(CapturedGroup((n,), serializers.lookup(p.values[n]), dumped))
+    if 1 < len(out) < len(names):  # without the members that failed, try them together
+        return _dump_group(tuple(g.names[0] for g in out), p)
     return out

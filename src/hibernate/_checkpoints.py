@@ -25,9 +25,12 @@ import datetime
 import hashlib
 import json
 import os
+import secrets
 import socket
+import threading
 import time
-from collections.abc import Iterable
+import types
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,11 +39,13 @@ from . import _trust
 from ._api import _namespace, restore_manifest
 from ._capture import capture
 from ._format import CHUNK_SIZE, _sha256, header_bytes, read_manifest
-from ._manifest import Blob, Chunk, Group, Manifest, SerializerRef
+from ._identity import ReachesNamespace, identity_ids
+from ._manifest import FORMAT_VERSION, Blob, Chunk, Group, Manifest, SerializerRef
 from ._meta import session_info
 from ._reports import LoadReport, clean, human
+from ._restore import NeedsCode, static_reference
 from ._select import Selector, ipython_hidden
-from .errors import FormatError, HibernateError, IntegrityError, StorageError
+from .errors import FormatError, HibernateError, IntegrityError, StorageError, VersionError
 from .storage import Store, resolve
 
 __all__ = ["Checkpoint", "Diff", "checkout", "checkpoint", "diff", "export_checkpoint",
@@ -120,13 +125,36 @@ class _Store:
 
 
 class _Lock:
+    """The store's LOCK: created only if absent, refreshed while held (so a long upload is
+    not taken for a dead holder), removed on exit only if it is still ours."""
+
     def __init__(self, s: _Store, timeout: float) -> None:
         self.s, self.timeout = s, timeout
+        self.token = secrets.token_hex(8)
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                           "time": time.time(), "token": self.token}).encode()
+
+    def _ours(self) -> bool:
+        try:
+            return bool(json.loads(self.s.get("LOCK")).get("token") == self.token)
+        except Exception:
+            return False
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(STALE_LOCK / 4):
+            if self._ours():
+                try:
+                    self.s.put("LOCK", self._body())
+                except Exception:
+                    pass
 
     def _try(self) -> bool:
         root = getattr(self.s.store, "root", None)
-        body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                           "time": time.time()}).encode()
+        body = self._body()
         if isinstance(root, str) and not hasattr(self.s.store, "fs"):
             os.makedirs(root, exist_ok=True)
             try:
@@ -168,10 +196,17 @@ class _Lock:
                                    f"process (LOCK); gave up after {self.timeout:.0f} s. "
                                    "If no process is using it, delete the LOCK object.")
             time.sleep(0.05)
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True,
+                                      name="hibernate-lock")
+        self._beat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.s.store.delete("LOCK")
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        if self._ours():
+            self.s.store.delete("LOCK")
 
 
 # ---- reading and writing checkpoint manifests -------------------------------------------
@@ -197,6 +232,9 @@ def _decode(data: bytes, where: str) -> tuple[dict[str, Any], Manifest]:
         raise FormatError(f"{where}: malformed checkpoint ({e})") from None
     if not isinstance(meta, dict):
         raise FormatError(f"{where}: malformed checkpoint")
+    if manifest.format_version > FORMAT_VERSION:
+        raise VersionError(f"{where} is format version {manifest.format_version}; this "
+                           f"hibernate reads up to {FORMAT_VERSION}: upgrade hibernate")
     return meta, replace(manifest, signature=status,
                          manifest_digest=hashlib.sha256(body).hexdigest())
 
@@ -236,19 +274,70 @@ def checkpoint(store: str | os.PathLike[str], namespace: dict[str, Any] | None =
 
 
 @dataclass
-class Reuse:
-    """What autosave knows since its last checkpoint: that checkpoint's manifest, the id of
-    each name's object then, and the names the cells since may have read or written."""
+class Recorded:
+    """What a checkpoint leaves for the next incremental one: its manifest, the id of each
+    name's object then, what each name reached, and the store's prune generation then."""
 
     manifest: Manifest
     ids: dict[str, int]
+    reach: dict[str, set[int]]
+    generation: bytes | None
+
+
+@dataclass
+class Reuse:
+    """An incremental checkpoint: the previous one, and the names cells may have touched."""
+
+    previous: Recorded
     dirty: set[str]
 
-    def clean_groups(self, ns: dict[str, Any]) -> list[Group]:
-        """Groups none of whose names was touched or rebound since: reused as they are."""
-        return [g for g in self.manifest.groups
-                if all(n in ns and n not in self.dirty and self.ids.get(n) == id(ns[n])
+    def expand(self, ns: dict[str, Any]) -> tuple[set[str], set[int]] | None:
+        """The dirty names, grown by the session functions that touched values reach, and
+        the ids of every object a dirty name reaches (or that a touched module holds).
+        None when a full check is needed."""
+        dirty = {n for n in self.dirty if n in ns}
+        dirty_ids: set[int] = set()
+        todo, done = list(dirty), set()
+        while todo:
+            name = todo.pop()
+            if name in done:
+                continue
+            done.add(name)
+            value = ns[name]
+            if isinstance(value, types.ModuleType):  # mm.L.append(...) changes what z = mm.L
+                dirty_ids.update(id(v) for v in vars(value).values())
+                continue
+            functions: list[types.FunctionType] = []
+            try:
+                dirty_ids |= identity_ids(value, ns, functions)
+            except ReachesNamespace:
+                return None
+            for f in functions:  # handlers["go"]() runs g: what g uses is touched too
+                for n in _global_names(f.__code__):
+                    if n in ns and n not in dirty:
+                        dirty.add(n)
+                        todo.append(n)
+        return dirty, dirty_ids
+
+    def clean_groups(self, ns: dict[str, Any], dirty: set[str], dirty_ids: set[int]
+                     ) -> list[Group]:
+        """Groups none of whose names was touched, rebound, or reaches a touched object."""
+        prev = self.previous
+        return [g for g in prev.manifest.groups
+                if all(n in ns and n not in dirty and prev.ids.get(n) == id(ns[n])
+                       and n in prev.reach and not prev.reach[n] & dirty_ids
                        for n in g.names)]
+
+
+def _global_names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _global_names(const)
+
+
+class _StaleReuse(Exception):
+    """A prune ran since the previous checkpoint and removed chunks it would reuse."""
 
 
 class _Except(Selector):
@@ -262,14 +351,27 @@ class _Except(Selector):
 
 def record_session(store: str | os.PathLike[str], ns: dict[str, Any], select: Selector,
                    message: str | None, storage_options: dict[str, Any] | None = None,
-                   reuse: Reuse | None = None) -> tuple[Checkpoint, Manifest]:
+                   reuse: Reuse | None = None) -> tuple[Checkpoint, Recorded]:
     """``checkpoint`` for a resolved namespace. With ``reuse``, the groups it finds clean are
     copied from the previous checkpoint instead of being serialized again."""
+    if reuse is not None:
+        try:
+            return _record_session(store, ns, select, message, storage_options, reuse)
+        except _StaleReuse:
+            pass
+    return _record_session(store, ns, select, message, storage_options, None)
+
+
+def _record_session(store: str | os.PathLike[str], ns: dict[str, Any], select: Selector,
+                    message: str | None, storage_options: dict[str, Any] | None,
+                    reuse: Reuse | None) -> tuple[Checkpoint, Recorded]:
     s = _Store(store, storage_options)
-    clean = reuse.clean_groups(ns) if reuse is not None else []
+    expanded = reuse.expand(ns) if reuse is not None else None
+    clean = reuse.clean_groups(ns, *expanded) if reuse is not None and expanded else []
     clean_names = {n for g in clean for n in g.names}
     captured = capture(ns, _Except(select, clean_names) if clean_names else select,
                        hidden=ipython_hidden(ns))
+    reach = dict(captured.reach)
     blobs: list[Blob] = []
     groups: list[Group] = []
     moved: dict[int, int] = {}
@@ -277,10 +379,11 @@ def record_session(store: str | os.PathLike[str], ns: dict[str, Any], select: Se
         assert reuse is not None
         ids = []
         for b in g.blobs:
-            blobs.append(reuse.manifest.blobs[b])
+            blobs.append(reuse.previous.manifest.blobs[b])
             ids.append(len(blobs) - 1)
         moved[g.id] = len(groups)
         groups.append(replace(g, id=len(groups), blobs=tuple(ids)))
+        reach.update({n: reuse.previous.reach[n] for n in g.names})
     offset = len(groups)
     pieces: list[tuple[int, memoryview]] = []  # (blob index, chunk) in order
     first_new = next_blob = len(blobs)
@@ -300,7 +403,8 @@ def record_session(store: str | os.PathLike[str], ns: dict[str, Any], select: Se
     for (blob, piece), digest in zip(pieces, digests):
         chunks.setdefault(blob, []).append(Chunk(0, len(piece), len(piece), "raw", digest))
     blobs += [Blob(tuple(chunks[i])) for i in range(first_new, next_blob)]
-    previous = {e.name: e for e in reuse.manifest.entries} if reuse is not None else {}
+    previous = ({e.name: e for e in reuse.previous.manifest.entries} if reuse is not None
+                else {})
     entries = []
     for e in captured.entries:
         if e.name in clean_names:
@@ -314,7 +418,14 @@ def record_session(store: str | os.PathLike[str], ns: dict[str, Any], select: Se
     manifest = Manifest(entries=tuple(entries), groups=tuple(groups), blobs=tuple(blobs),
                         session=session_info(entries))
     with s.lock():
-        return _record(s, manifest, message or "", _upload(s, pieces, digests)), manifest
+        generation = s.get("PRUNED") if s.store.exists("PRUNED") else None
+        if clean and reuse is not None and generation != reuse.previous.generation and any(
+                not s.store.exists(s.object_key(c.digest))
+                for b in blobs[:first_new] for c in b.chunks):
+            raise _StaleReuse
+        checkpoint = _record(s, manifest, message or "", _upload(s, pieces, digests))
+    objects = {e.name: id(ns[e.name]) for e in entries if e.kind == "value" and e.name in ns}
+    return checkpoint, Recorded(manifest, objects, reach, generation)
 
 
 def _record(s: _Store, manifest: Manifest, message: str, written: int) -> Checkpoint:
@@ -403,7 +514,8 @@ def checkout(store: str | os.PathLike[str], id: str | None = None,
                               Selector(include, exclude), trusted, False,
                               f"{s.url}@{cid}", start, keep)
     with s.lock():
-        s.put("HEAD", cid.encode())
+        if s.store.exists(f"checkpoints/{cid}.ckpt"):  # not pruned meanwhile
+            s.put("HEAD", cid.encode())
     return report
 
 
@@ -421,9 +533,13 @@ def _unchanged(ns: dict[str, Any], manifest: Manifest) -> frozenset[str]:
         want = [c.digest for b in g.blobs for c in manifest.blobs[b].chunks]
         if live_digests.get(g.names) == want:
             keep.update(g.names)
-    for e in manifest.entries:  # module and import references: same object, keep it
+    for e in manifest.entries:  # module and import references still bound to that object
         if e.kind in ("module", "import") and e.name in ns:
-            keep.add(e.name)
+            try:
+                if static_reference(e) is ns[e.name]:
+                    keep.add(e.name)
+            except NeedsCode:
+                pass
     return frozenset(keep)
 
 
@@ -540,6 +656,11 @@ def prune(store: str | os.PathLike[str], *, keep_last: int | None = None,
                      if now - datetime.datetime.fromisoformat(c.time) <= keep_within}
         if keep_last is None and keep_within is None:
             kept = {c.id for c in every}
+        unreadable = sorted(set(s.ids()) - {c.id for c in every})
+        if unreadable:
+            raise HibernateError(f"cannot prune {s.url}: checkpoint(s) {unreadable} cannot be "
+                                 "read (made by a newer hibernate, or damaged); their chunks "
+                                 "might be deleted")
         removed = [c.id for c in every if c.id not in kept]
         for cid in removed:
             s.store.delete(f"checkpoints/{cid}.ckpt")
@@ -551,5 +672,6 @@ def prune(store: str | os.PathLike[str], *, keep_last: int | None = None,
             digest = key.replace("objects/", "").replace("/", "")
             if digest not in needed:
                 s.store.delete(key)
+        s.put("PRUNED", str(time.time_ns()).encode())  # reused chunks may be gone: see Reuse
     return removed
 

@@ -31,10 +31,20 @@ class Codec:
     def decompress(self, stored: bytes | memoryview, raw_length: int) -> bytes:
         if self.name == "raw":
             return bytes(stored)
-        out = _zstd().ZstdDecompressor().decompress(stored, max_output_size=raw_length)
-        if len(out) != raw_length:
+        # A frame may declare any content size: read at most one byte more than the chunk's
+        # recorded length, so a hostile frame cannot make us allocate more.
+        parts = []
+        got = 0
+        with _zstd().ZstdDecompressor().stream_reader(stored) as reader:
+            while got <= raw_length:
+                piece = reader.read(raw_length + 1 - got)
+                if not piece:
+                    break
+                parts.append(piece)
+                got += len(piece)
+        if got != raw_length:
             raise ValueError("a compressed chunk does not expand to its recorded length")
-        return out  # type: ignore[no-any-return]
+        return b"".join(parts)
 
 
 def _zstd() -> Any:

@@ -14,6 +14,8 @@ runs in C, and stops where identity is not the session's to keep:
   functions saved by value (``__globals__`` is the namespace) and not methods are counted;
 - reaching the namespace itself raises ReachesNamespace (such a value is skipped).
 
+A numpy array's ``base`` is followed, so a view is grouped with the array it views.
+
 Limits: objects that hide their references from the collector (numpy object arrays, some C
 extension types) are not looked into, so sharing through them is not detected: the values
 still load, as separate copies.
@@ -84,9 +86,11 @@ def _without_atoms(objs: list[object]) -> list[object]:
     return [o for o in objs if type(o) not in _ATOMS]
 
 
-def identity_ids(root: object, ns: dict[str, Any]) -> set[int]:
+def identity_ids(root: object, ns: dict[str, Any],
+                 functions: list[types.FunctionType] | None = None) -> set[int]:
     """Ids of the objects with identity that ``root`` reaches (``root`` included).
-    Raises ReachesNamespace if it reaches ``ns``."""
+    Raises ReachesNamespace if it reaches ``ns``. ``functions`` collects the namespace's
+    own functions met on the way."""
     opaque = _opaque_types()
     seen: set[int] = set()
     counted: set[int] = set()
@@ -96,7 +100,7 @@ def identity_ids(root: object, ns: dict[str, Any]) -> set[int]:
             walk = frontier
             nxt: list[object] = []
         else:
-            walk, nxt = _step(frontier, ns, opaque, seen, counted)
+            walk, nxt = _step(frontier, ns, opaque, seen, counted, functions)
         if walk:
             nxt.extend(gc.get_referents(*walk))
         frontier = _without_atoms(nxt)
@@ -107,7 +111,9 @@ _PLAIN = frozenset({dict, list, set, bytearray})
 
 
 def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
-          seen: set[int], counted: set[int]) -> tuple[list[object], list[object]]:
+          seen: set[int], counted: set[int],
+          functions: list[types.FunctionType] | None = None
+          ) -> tuple[list[object], list[object]]:
     """Visit one level: count what has identity; return (objects to ask the collector
     about, objects to visit next level directly)."""
     walk: list[object] = []
@@ -130,10 +136,15 @@ def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
             counted.add(i)
         if t is types.FunctionType:
             nxt.extend(_function_parts(obj))  # type: ignore[arg-type]
+            if functions is not None and obj.__globals__ is ns:  # type: ignore[attr-defined]
+                functions.append(obj)  # type: ignore[arg-type]
         elif t is types.MethodType:
             nxt.extend((obj.__self__, obj.__func__))  # type: ignore[attr-defined]
         elif t is types.BuiltinFunctionType:
             nxt.append(obj.__self__)  # type: ignore[attr-defined]
         else:
             walk.append(obj)
+            base = getattr(obj, "base", None) if t.__module__ == "numpy" else None
+            if base is not None:  # a numpy view shares its base's memory
+                nxt.append(base)
     return walk, nxt

@@ -163,7 +163,9 @@ def _checkout(args: argparse.Namespace) -> int:
         print(f"{args.store} has no checkpoints", file=sys.stderr)
         return 1
     export_checkpoint(args.store, cid, args.output or f"{cid}.hib", storage_options=opts)
-    s.put("HEAD", cid.encode())
+    with s.lock():
+        if s.store.exists(f"checkpoints/{cid}.ckpt"):
+            s.put("HEAD", cid.encode())
     print(f"checked out {cid} to {args.output or cid + '.hib'} (HEAD is now {cid})")
     return 0
 

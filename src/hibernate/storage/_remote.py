@@ -178,6 +178,7 @@ def abort_uploads(url: str, storage_options: dict[str, Any] | None = None,
         raise StorageError(f"{url}: this filesystem has no multipart uploads to clean")
     prefix = store._path(name).lstrip("/")
     bucket, _, key_prefix = prefix.partition("/")
+    key_prefix = key_prefix.rstrip("/") + "/" if key_prefix else ""
     now = datetime.datetime.now(datetime.timezone.utc)
     aborted = []
     for upload in fs.list_multipart_uploads(bucket):
