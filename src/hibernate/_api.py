@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import _trust
-from ._capture import dump_groups, plan
+from ._capture import plan, write_groups
 from ._codecs import resolve_compression
 from ._format import BlobReader, FileWriter, read_manifest
 from ._manifest import Group, Manifest, SerializerRef, Skip
@@ -69,11 +69,9 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     try:
         writer = FileWriter(out, codec=codec, on_bytes=bar)
         groups: list[Group] = []
-        for cg in dump_groups(p):  # one group's serialization in memory at a time
-            blobs = tuple(writer.add_blob(b) for b in cg.dumped.buffers)
-            ref = SerializerRef(cg.serializer.name, cg.serializer.version, cg.serializer.config())
-            groups.append(Group(len(groups), cg.names, ref, cg.dumped.meta, blobs))
-            del cg
+        for wg in write_groups(p, writer):  # streams go to the file as they are produced
+            ref = SerializerRef(wg.serializer.name, wg.serializer.version, wg.serializer.config())
+            groups.append(Group(len(groups), wg.names, ref, wg.meta, tuple(wg.blobs)))
         entries = tuple(p.entries.values())
         manifest = Manifest(entries=entries, groups=tuple(groups), blobs=writer.blobs,
                             session={**session_info(entries), **(session or {})})

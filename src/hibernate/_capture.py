@@ -14,12 +14,13 @@ import sys
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from . import serializers
 from ._identity import ReachesNamespace, identity_ids
 from ._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Skip
 from ._select import Selector, ipython_internal, is_dunder, is_machinery
+from .errors import HibernateError
 from .serializers import Dumped
 from .serializers._pickle import MachineryError, bound_namespace
 
@@ -172,6 +173,107 @@ def dump_groups(p: Plan) -> Iterator[CapturedGroup]:
                 gid += 1
                 yield group
                 del group  # the caller has written it: let its buffers go
+
+
+class Sink(Protocol):
+    """Where ``write_groups`` puts bytes: blobs by index (a FileWriter)."""
+
+    def add_blob(self, data: bytes | bytearray | memoryview) -> int: ...
+    def open_stream(self) -> Any: ...
+    def mark(self) -> int: ...
+    def rollback(self, mark: int) -> None: ...
+    def length(self, index: int) -> int: ...
+
+
+@dataclass
+class WrittenGroup:
+    names: tuple[str, ...]
+    serializer: serializers.Serializer
+    meta: dict[str, Any]
+    blobs: list[int]
+
+
+def write_groups(p: Plan, sink: Sink) -> Iterator[WrittenGroup]:
+    """Serialize the plan's groups straight into ``sink``, one at a time: pickle streams are
+    written as they are produced (no stream is held whole in memory), arrays from their own
+    memory. Entries get their group id and size; values that fail become skipped entries."""
+    gid = 0
+    with bound_namespace(p.ns):
+        for names in p.groups:
+            for group in _write_group(names, p, sink):
+                size = sum(sink.length(i) for i in group.blobs)
+                for n in group.names:
+                    p.entries[n] = replace(p.entries[n], group=gid, size=size)
+                gid += 1
+                yield group
+
+
+class _SinkFailed(Exception):
+    """The sink raised while a serializer was writing into it: not the value's fault, so
+    it ends the save (re-raised as ``__cause__``) instead of skipping the value."""
+
+
+def _guard(fn: Any) -> Any:
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as e:
+            raise _SinkFailed() from e
+    return call
+
+
+class _GuardedStream:
+    def __init__(self, stream: Any) -> None:
+        self.write = _guard(stream.write)
+
+
+def _write_one(names: tuple[str, ...], p: Plan, sink: Sink) -> WrittenGroup:
+    """Write the names as one group (raises what serialization raises; the sink is rolled
+    back by the caller)."""
+    value = p.values[names[0]] if len(names) == 1 else tuple(p.values[n] for n in names)
+    ser = serializers.lookup(value)
+    if ser.name != "pickle":
+        d = ser.dump(value)
+        add = _guard(sink.add_blob)
+        return WrittenGroup(names, ser, d.meta, [add(b) for b in d.buffers])
+    stream = sink.open_stream()
+    meta, buffers = ser.dump_to(value, _GuardedStream(stream),  # type: ignore[attr-defined]
+                                _guard(sink.add_blob))
+    if len(names) > 1:
+        meta["multi"] = True
+    return WrittenGroup(names, ser, meta, [stream.close(), *buffers])
+
+
+def _write_group(names: tuple[str, ...], p: Plan, sink: Sink) -> list[WrittenGroup]:
+    """The group, or (when it fails) its members that can be written, together if they are
+    several (their identity kept), the others becoming skipped entries."""
+    mark = sink.mark()
+    try:
+        return [_write_one(names, p, sink)]
+    except _SinkFailed as e:  # the sink failed (disk full, I/O error): that ends the save
+        raise e.__cause__  # type: ignore[misc]  # noqa: B904 (keeps its own __cause__)
+    except HibernateError:
+        raise
+    except RecursionError:
+        failure: Skip | None = Skip("unpicklable", "too deeply nested to serialize")
+    except MachineryError as e:
+        failure = Skip("ipython-internal", str(e))
+    except Exception as e:
+        failure = Skip("unpicklable", describe(e))
+    sink.rollback(mark)
+    if len(names) == 1:
+        p.entries[names[0]] = Entry(names[0], SKIPPED, p.entries[names[0]].type_name,
+                                    skip=failure)
+        return []
+    fine = []
+    for n in names:  # which members can be written alone (tried, then forgotten)
+        probe = sink.mark()
+        if _write_group((n,), p, sink):
+            fine.append(n)
+        sink.rollback(probe)
+    if 1 < len(fine) < len(names):
+        return _write_group(tuple(fine), p, sink)
+    return [g for n in fine for g in _write_group((n,), p, sink)]
 
 
 def capture(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = None,

@@ -32,7 +32,7 @@ from ._manifest import FORMAT_VERSION, MAX_MANIFEST_BYTES, Blob, Chunk, Manifest
 from .errors import FormatError, IntegrityError, VersionError
 from .storage import ReadHandle, WriteHandle
 
-__all__ = ["BlobReader", "FileWriter", "read_manifest"]
+__all__ = ["BlobReader", "BlobStream", "FileWriter", "read_manifest"]
 
 MAGIC = b"\x89HIB\r\n\x1a\n"
 TRAILER_MAGIC = b"\x89HIBEND\n"
@@ -115,7 +115,7 @@ class FileWriter:
         self._codec = codec
         self._header = header_bytes()
         self._pos = 0
-        self._blobs: list[Blob] = []
+        self._blobs: list[Blob | None] = []  # None: reserved by an open stream
         self._write(self._header)
 
     @property
@@ -182,7 +182,35 @@ class FileWriter:
 
     @property
     def blobs(self) -> tuple[Blob, ...]:
-        return tuple(self._blobs)
+        assert all(b is not None for b in self._blobs), "a blob stream was left open"
+        return tuple(b for b in self._blobs if b is not None)
+
+    def length(self, index: int) -> int:
+        blob = self._blobs[index]
+        return 0 if blob is None else blob.length
+
+    def mark(self) -> int:
+        return len(self._blobs)
+
+    def rollback(self, mark: int) -> None:
+        """Forget the blobs added since ``mark`` (their bytes stay in the file, unreferenced:
+        a failed serialization must not leave entries pointing at half a stream)."""
+        del self._blobs[mark:]
+
+    def open_stream(self) -> BlobStream:
+        """A blob written as it is produced (a pickle stream), in bounded chunks; other blobs
+        may be added while it is open. Its index is reserved now and filled by ``close``."""
+        self._blobs.append(None)
+        return BlobStream(self, len(self._blobs) - 1)
+
+    def _emit(self, piece: memoryview) -> Chunk:
+        digest, stored = _encode(self._codec, piece)
+        codec = self._codec.name if len(stored) < len(piece) else "raw"
+        self._pad()
+        chunk = Chunk(self._pos, len(piece), len(stored) if codec != "raw" else len(piece),
+                      codec, digest)
+        self._write(stored if codec != "raw" else piece)
+        return chunk
 
     def finish(self, manifest: Manifest, key: _trust.Key | None) -> int:
         """Write manifest and trailer; commit. Returns the file size."""
@@ -199,6 +227,35 @@ class FileWriter:
         self._write(body + struct.pack("<I", zlib.crc32(body)) + TRAILER_MAGIC)
         self._out.commit()
         return self._pos
+
+
+class BlobStream:
+    """A file-like sink for one blob: buffers up to a chunk, writes full chunks."""
+
+    def __init__(self, writer: FileWriter, index: int) -> None:
+        self._writer, self.index = writer, index
+        self._buf = bytearray()
+        self._chunks: list[Chunk] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._buf += data
+        size = self._writer._chunk_size
+        if len(self._buf) >= size:
+            view = memoryview(self._buf)
+            done = 0
+            while len(self._buf) - done >= size:
+                self._chunks.append(self._writer._emit(view[done:done + size]))
+                done += size
+            view.release()
+            del self._buf[:done]
+        return len(data)
+
+    def close(self) -> int:
+        if self._buf or not self._chunks:
+            self._chunks.append(self._writer._emit(memoryview(self._buf)))
+            self._buf = bytearray()
+        self._writer._blobs[self.index] = Blob(tuple(self._chunks))
+        return self.index
 
 
 def _check_header(src: ReadHandle) -> None:

@@ -232,6 +232,27 @@ class PickleSerializer(Serializer):
         buffers.extend(b.raw() for b in out_of_band)
         return Dumped({"buffers": len(out_of_band)}, buffers)
 
+    def dump_to(self, obj: object, stream: Any, add_buffer: Any) -> tuple[dict[str, Any],
+                                                                          list[int]]:
+        """Pickle ``obj`` straight into ``stream`` (a file-like ``write``), handing each large
+        out-of-band buffer to ``add_buffer(buffer) -> blob index`` as the pickler meets it
+        (the order the unpickler will ask for them). Returns (meta, buffer blob indices):
+        the same meta and buffers ``dump`` gives, with no stream held in memory."""
+        indices: list[int] = []
+
+        def keep(buf: pickle.PickleBuffer) -> bool:
+            try:
+                raw = buf.raw()
+            except BufferError:
+                return True
+            if raw.nbytes < OUT_OF_BAND_MIN:
+                return True
+            indices.append(add_buffer(raw))
+            return False
+
+        _Pickler(stream, _namespace.get(), keep).dump(obj)
+        return {"buffers": len(indices)}, indices
+
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object:
         if len(buffers) != 1 + meta.get("buffers", 0):
             raise ValueError("the number of out-of-band buffers does not match the stream")
