@@ -589,9 +589,21 @@ def test_damaged_blob_load_in_fresh_process(fresh: Any) -> None:
 
 
 _BIG_SAVE = """
-import sys, numpy as np, hibernate
+import signal, sys, numpy as np, hibernate
+# Python's own Ctrl-C handler, whatever the test runner's process left ignored for children
+signal.signal(signal.SIGINT, signal.default_int_handler)
 n = int(sys.argv[2])
 ns = {{f"a{{i}}": np.full(n, i, dtype=np.uint8) for i in range(8)}}
+
+
+class Slow:  # saved last: holds the save open after the arrays' bytes are in the temp file
+    def __reduce__(self):
+        import time
+        time.sleep(5)
+        return (Slow, ())
+
+
+ns["z_slow"] = Slow()
 print("capturing", flush=True)
 try:
     hibernate.save(sys.argv[1], ns)

@@ -108,9 +108,10 @@ def _classify(name: str, value: object, ns: dict[str, Any]) -> Entry | None:
     return None
 
 
-def _dump_one(name: str, value: object) -> tuple[Dumped | None, Skip | None]:
+def _dump_one(name: str, value: object
+              ) -> tuple[tuple[serializers.Serializer, Dumped] | None, Skip | None]:
     try:
-        return serializers.lookup(value).dump(value), None
+        return serializers.dump(value), None
     except RecursionError:
         return None, Skip("unpicklable", "too deeply nested to serialize")
     except MachineryError as e:
@@ -231,11 +232,16 @@ def _write_one(names: tuple[str, ...], p: Plan, sink: Sink) -> WrittenGroup:
     """Write the names as one group (raises what serialization raises; the sink is rolled
     back by the caller)."""
     value = p.values[names[0]] if len(names) == 1 else tuple(p.values[n] for n in names)
-    ser = serializers.lookup(value)
-    if ser.name != "pickle":
-        d = ser.dump(value)
+    for ser in serializers.candidates(value):
+        if ser.name == "pickle":
+            break
+        try:
+            d = ser.dump(value)
+        except serializers.Decline:
+            continue
         add = _guard(sink.add_blob)
         return WrittenGroup(names, ser, d.meta, [add(b) for b in d.buffers])
+    ser = serializers.get("pickle")
     stream = sink.open_stream()
     meta, buffers = ser.dump_to(value, _GuardedStream(stream),  # type: ignore[attr-defined]
                                 _guard(sink.add_blob))
@@ -338,11 +344,11 @@ def _dump_group(names: tuple[str, ...], p: Plan) -> list[CapturedGroup]:
             return [CapturedGroup(names, pickler, d)]
     out = []
     for n in names:
-        dumped, skip = _dump_one(n, p.values[n])
-        if dumped is None:
+        done, skip = _dump_one(n, p.values[n])
+        if done is None:
             p.entries[n] = Entry(n, SKIPPED, p.entries[n].type_name, skip=skip)
         else:
-            out.append(CapturedGroup((n,), serializers.lookup(p.values[n]), dumped))
+            out.append(CapturedGroup((n,), *done))
     if 1 < len(out) < len(names):  # without the members that failed, try them together
         return _dump_group(tuple(g.names[0] for g in out), p)
     return out

@@ -1,30 +1,32 @@
 """Serializers: a plain registry from name to class, imported lazily.
 
 The pickle serializer is the fallback for every value; native serializers (numpy, pandas,
-arrow) will be consulted first as they arrive, each importing its library only when used.
+arrow) are consulted first, each importing its library only when used.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterator
 
-from ._base import Dumped, Serializer
+from ._base import Decline, Dumped, Serializer
 
-__all__ = ["CODE_FREE", "REGISTRY", "Dumped", "Serializer", "get", "lookup"]
+__all__ = ["CODE_FREE", "REGISTRY", "Decline", "Dumped", "Serializer", "dump", "get", "lookup"]
 
 # name -> "module:Class", imported on first use.
 REGISTRY: dict[str, str] = {
     "numpy": "hibernate.serializers._numpy:NumpySerializer",
+    "pandas": "hibernate.serializers._pandas:PandasSerializer",
     "pickle": "hibernate.serializers._pickle:PickleSerializer",
 }
 # Order in which serializers are asked whether they handle an object; pickle is last.
-PREFERENCE: list[str] = ["numpy", "pickle"]
+PREFERENCE: list[str] = ["numpy", "pandas", "pickle"]
 # A serializer is only asked about objects when the library it serves is already imported
 # (an object of that library cannot exist otherwise), so hibernate never imports it itself.
-REQUIRES: dict[str, str] = {"numpy": "numpy"}
+REQUIRES: dict[str, str] = {"numpy": "numpy", "pandas": "pandas"}
 # Serializers whose load runs no code from the file (safe for untrusted files).
-CODE_FREE: frozenset[str] = frozenset({"numpy"})
+CODE_FREE: frozenset[str] = frozenset({"numpy", "pandas"})
 
 _instances: dict[str, Serializer] = {}
 
@@ -37,11 +39,27 @@ def get(name: str) -> Serializer:
     return _instances[name]
 
 
-def lookup(obj: object) -> Serializer:
+def candidates(obj: object) -> Iterator[Serializer]:
+    """The serializers that handle ``obj``'s type, most specific first (pickle last)."""
     for name in PREFERENCE:
         if name in REQUIRES and REQUIRES[name] not in sys.modules:
             continue
         s = get(name)
         if s.handles(obj):
-            return s
+            yield s
+
+
+def lookup(obj: object) -> Serializer:
+    for s in candidates(obj):
+        return s
+    raise LookupError(f"no serializer handles {type(obj).__name__}")
+
+
+def dump(obj: object) -> tuple[Serializer, Dumped]:
+    """Serialize ``obj`` with the first serializer that does not decline it."""
+    for s in candidates(obj):
+        try:
+            return s, s.dump(obj)
+        except Decline:
+            continue
     raise LookupError(f"no serializer handles {type(obj).__name__}")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["Dumped", "Serializer"]
+__all__ = ["Decline", "Dumped", "Serializer"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -45,3 +45,9 @@ class Serializer(ABC):
 
     @abstractmethod
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object: ...
+
+
+class Decline(Exception):
+    """Raised by ``dump`` when a serializer that ``handles`` an object's type finds it
+    cannot store this one natively (an object column of mixed types, say): the next
+    serializer (in the end pickle) takes the value instead."""
