@@ -15,6 +15,7 @@ from ._codecs import resolve_compression
 from ._format import BlobReader, FileWriter, read_manifest
 from ._manifest import Group, Manifest, SerializerRef, Skip
 from ._meta import session_info
+from ._prefetch import Prefetcher
 from ._progress import Progress
 from ._reports import LoadReport, SavedEntry, SaveReport
 from ._restore import NeedsCode, Restorer, check_trust, describe, select_entries
@@ -127,16 +128,19 @@ def restore_manifest(manifest: Manifest, read_blob: Callable[[int], Any], ns: di
     chosen = [e for e in chosen if e.name not in keep]
     if not data_only:
         check_trust(chosen, manifest, trusted, where)
-    restorer = Restorer(manifest, read_blob, ns, restricted=data_only or not trusted)
+    groups = {g.id: g for g in manifest.groups}
+    order = [b for e in chosen if e.group in groups for b in groups[e.group].blobs]
     staging: dict[str, object] = {}
     failed: dict[str, str] = {}
-    for entry in chosen:
-        try:
-            staging[entry.name] = restorer.value(entry)
-        except NeedsCode as e:
-            skipped[entry.name] = Skip("untrusted", f"{e}; load with trust=True to restore")
-        except Exception as e:  # one entry fails; the others load
-            failed[entry.name] = describe(e)
+    with Prefetcher(read_blob, order, [b.length for b in manifest.blobs]) as fetch:
+        restorer = Restorer(manifest, fetch, ns, restricted=data_only or not trusted)
+        for entry in chosen:
+            try:
+                staging[entry.name] = restorer.value(entry)
+            except NeedsCode as e:
+                skipped[entry.name] = Skip("untrusted", f"{e}; load with trust=True to restore")
+            except Exception as e:  # one entry fails; the others load
+                failed[entry.name] = describe(e)
     overwritten = tuple(n for n in staging if n in ns)
     in_file = {e.name for e in manifest.entries} - keep
     kept = tuple(n for n in ns if n not in in_file and not is_dunder(n))
