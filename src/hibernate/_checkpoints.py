@@ -594,7 +594,7 @@ def export_checkpoint(store: str | os.PathLike[str], id: str, path: str | os.Pat
     target, name = resolve(path)
     out = target.open_write(name)
     try:
-        writer = FileWriter(out)
+        writer = FileWriter(out, digest="sha256")  # the store's digests, kept as they are
         for blob in manifest.blobs:
             pieces = [s.get(s.object_key(c.digest)) for c in blob.chunks]
             for c, p in zip(blob.chunks, pieces):
@@ -628,14 +628,18 @@ def import_checkpoint(path: str | os.PathLike[str], store: str | os.PathLike[str
             for i, blob in enumerate(manifest.blobs):
                 data = memoryview(reader.read(i))
                 pos = 0
+                chunks = []
                 for c in blob.chunks:
-                    if not s.store.exists(s.object_key(c.digest)):
-                        s.put(s.object_key(c.digest), data[pos:pos + c.raw])
+                    piece = data[pos:pos + c.raw]
+                    # the store addresses chunks by SHA-256; a BLAKE3 file's are re-digested
+                    digest = c.digest if manifest.digest == "sha256" else _sha256(piece)
+                    if not s.store.exists(s.object_key(digest)):
+                        s.put(s.object_key(digest), piece)
                         written += c.raw
+                    chunks.append(Chunk(0, c.raw, c.raw, "raw", digest))
                     pos += c.raw
-                blobs.append(Blob(tuple(Chunk(0, c.raw, c.raw, "raw", c.digest)
-                                        for c in blob.chunks)))
-            return _record(s, replace(manifest, blobs=tuple(blobs)),
+                blobs.append(Blob(tuple(chunks)))
+            return _record(s, replace(manifest, blobs=tuple(blobs), digest="sha256"),
                            message or f"imported {os.fspath(path)}", written)
 
 
