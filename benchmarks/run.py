@@ -49,7 +49,8 @@ def main() -> None:
     a = ap.parse_args()
     tools = a.tools.split(",")
     results: dict[str, dict[str, list]] = {t: {"save": [], "load": [], "save_mem": [],
-                                               "load_mem": [], "size": []} for t in tools}
+                                               "load_mem": [], "load_extra": [], "size": []}
+               for t in tools}
     cold = True
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         raw_bytes = None
@@ -78,6 +79,7 @@ def main() -> None:
                 else:
                     r["load"].append(ld["seconds"])
                     r["load_mem"].append(ld["peak_added"])
+                    r["load_extra"].append(ld["peak_added"] - ld.get("retained", 0))
                 os.unlink(path)
     print(render(results, a, cold))
     if a.out:
@@ -91,7 +93,8 @@ def render(results: dict, a: argparse.Namespace, cold: bool) -> str:
     lines = [f"`python benchmarks/run.py --scale {a.scale} --repeat {a.repeat}` "
              f"(medians of {a.repeat}; loads from a {'cold' if cold else 'warm'} page cache)",
              "", "| tool | file MiB | save s | save / raw | save peak +MiB | load s | "
-             "load / raw | load peak +MiB |", "|---|---|---|---|---|---|---|---|"]
+             "load / raw | load peak +MiB | load peak over result MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for tool, r in results.items():
         if not r["save"]:
             lines.append(f"| {tool} | failed: {'; '.join(r.get('error', []))[:120]} |")
@@ -103,7 +106,8 @@ def render(results: dict, a: argparse.Namespace, cold: bool) -> str:
         lines.append(
             f"| {tool} | {med(r['size']) / 2**20:.0f} | {med(r['save']):.2f} | {ratio('save')} | "
             f"{med(r['save_mem']) / 2**20:.0f} | {load} | {ratio('load')} | "
-            f"{(med(r['load_mem']) / 2**20 if r['load_mem'] else 0):.0f} |")
+            f"{(med(r['load_mem']) / 2**20 if r['load_mem'] else 0):.0f} | "
+            f"{(med(r['load_extra']) / 2**20 if r['load_extra'] else 0):.0f} |")
     return "\n".join(lines)
 
 

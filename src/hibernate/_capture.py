@@ -232,22 +232,24 @@ def _write_one(names: tuple[str, ...], p: Plan, sink: Sink) -> WrittenGroup:
     """Write the names as one group (raises what serialization raises; the sink is rolled
     back by the caller)."""
     value = p.values[names[0]] if len(names) == 1 else tuple(p.values[n] for n in names)
+    add = _guard(sink.add_blob)
     for ser in serializers.candidates(value):
-        if ser.name == "pickle":
-            break
+        mark = sink.mark()
         try:
-            d = ser.dump(value)
+            if isinstance(ser, serializers.StreamingSerializer):  # blob 0 written as made
+                stream = sink.open_stream()
+                meta, buffers = ser.dump_to(value, _GuardedStream(stream), add)
+                blobs = [stream.close(), *buffers]
+            else:
+                d = ser.dump(value)
+                meta, blobs = d.meta, [add(b) for b in d.buffers]
         except serializers.Decline:
+            sink.rollback(mark)
             continue
-        add = _guard(sink.add_blob)
-        return WrittenGroup(names, ser, d.meta, [add(b) for b in d.buffers])
-    ser = serializers.get("pickle")
-    stream = sink.open_stream()
-    meta, buffers = ser.dump_to(value, _GuardedStream(stream),  # type: ignore[attr-defined]
-                                _guard(sink.add_blob))
-    if len(names) > 1:
-        meta["multi"] = True
-    return WrittenGroup(names, ser, meta, [stream.close(), *buffers])
+        if len(names) > 1:
+            meta["multi"] = True
+        return WrittenGroup(names, ser, meta, blobs)
+    raise LookupError(f"no serializer handles {type(value).__name__}")
 
 
 def _write_group(names: tuple[str, ...], p: Plan, sink: Sink) -> list[WrittenGroup]:

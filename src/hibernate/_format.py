@@ -279,17 +279,23 @@ class BlobStream:
         self._chunks: list[Chunk] = []
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._buf += data
+        """Append ``data``: whole chunks are written straight from its memory (a large Arrow
+        buffer is never copied), only a partial chunk's bytes are buffered."""
+        view = memoryview(data).cast("B")
         size = self._writer._chunk_size
-        if len(self._buf) >= size:
-            view = memoryview(self._buf)
-            done = 0
-            while len(self._buf) - done >= size:
-                self._chunks.append(self._writer._emit(view[done:done + size]))
-                done += size
-            view.release()
-            del self._buf[:done]
-        return len(data)
+        pos = 0
+        if self._buf:
+            pos = min(size - len(self._buf), len(view))
+            self._buf += view[:pos]
+            if len(self._buf) < size:
+                return len(view)
+            self._chunks.append(self._writer._emit(memoryview(self._buf)))
+            self._buf = bytearray()
+        while len(view) - pos >= size:
+            self._chunks.append(self._writer._emit(view[pos:pos + size]))
+            pos += size
+        self._buf += view[pos:]
+        return len(view)
 
     def close(self) -> int:
         if self._buf or not self._chunks:

@@ -10,23 +10,25 @@ import importlib
 import sys
 from collections.abc import Iterator
 
-from ._base import Decline, Dumped, Serializer
+from ._base import Decline, Dumped, Serializer, StreamingSerializer
 
-__all__ = ["CODE_FREE", "REGISTRY", "Decline", "Dumped", "Serializer", "dump", "get", "lookup"]
+__all__ = ["CODE_FREE", "REGISTRY", "Decline", "Dumped", "Serializer",
+           "StreamingSerializer", "dump", "get", "lookup"]
 
 # name -> "module:Class", imported on first use.
 REGISTRY: dict[str, str] = {
     "numpy": "hibernate.serializers._numpy:NumpySerializer",
     "pandas": "hibernate.serializers._pandas:PandasSerializer",
+    "arrow": "hibernate.serializers._arrow:ArrowSerializer",
     "pickle": "hibernate.serializers._pickle:PickleSerializer",
 }
 # Order in which serializers are asked whether they handle an object; pickle is last.
-PREFERENCE: list[str] = ["numpy", "pandas", "pickle"]
+PREFERENCE: list[str] = ["numpy", "pandas", "arrow", "pickle"]
 # A serializer is only asked about objects when the library it serves is already imported
 # (an object of that library cannot exist otherwise), so hibernate never imports it itself.
-REQUIRES: dict[str, str] = {"numpy": "numpy", "pandas": "pandas"}
+REQUIRES: dict[str, str] = {"numpy": "numpy", "pandas": "pandas", "arrow": "pyarrow"}
 # Serializers whose load runs no code from the file (safe for untrusted files).
-CODE_FREE: frozenset[str] = frozenset({"numpy", "pandas"})
+CODE_FREE: frozenset[str] = frozenset({"numpy", "pandas", "arrow"})
 
 _instances: dict[str, Serializer] = {}
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["Decline", "Dumped", "Serializer"]
+__all__ = ["Decline", "Dumped", "Serializer", "StreamingSerializer"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -45,6 +45,37 @@ class Serializer(ABC):
 
     @abstractmethod
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object: ...
+
+
+class StreamingSerializer(Serializer):
+    """A serializer whose first buffer is a stream written as it is produced (a pickle or
+    Arrow IPC stream): saves call ``dump_to`` so no stream is ever held whole in memory."""
+
+    @abstractmethod
+    def dump_to(self, obj: object, stream: Any, add_buffer: Any) -> tuple[dict[str, Any],
+                                                                           list[int]]:
+        """Write ``obj``'s stream to ``stream`` (a file-like ``write``); hand any further
+        buffers to ``add_buffer(buffer) -> blob index``. Returns (meta, those indices)."""
+
+    def dump(self, obj: object) -> Dumped:
+        stream = _Collect()
+        extra: list[Buffer] = []
+
+        def add(buf: Buffer) -> int:
+            extra.append(buf)
+            return len(extra)
+
+        meta, _ = self.dump_to(obj, stream, add)
+        return Dumped(meta, [bytes(stream.data), *extra])
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, b: Buffer) -> int:
+        self.data += b
+        return memoryview(b).nbytes
 
 
 class Decline(Exception):

@@ -28,7 +28,7 @@ from typing import Any
 import cloudpickle  # type: ignore[import-untyped]
 
 from .._select import is_machinery
-from ._base import Buffer, Dumped, Serializer
+from ._base import Buffer, Dumped, StreamingSerializer
 
 __all__ = ["MachineryError", "PickleSerializer", "bound_namespace"]
 
@@ -201,7 +201,7 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         return _per_load_class(_with_slots(obj, rv)) if isinstance(obj, type) else rv
 
 
-class PickleSerializer(Serializer):
+class PickleSerializer(StreamingSerializer):
     name = "pickle"
     version = 1
 
