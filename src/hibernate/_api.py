@@ -129,11 +129,6 @@ def restore_manifest(manifest: Manifest, read_blob: Callable[[int], Any], ns: di
     if not data_only:
         check_trust(chosen, manifest, trusted, where)
     groups = {g.id: g for g in manifest.groups}
-    # small groups first (unpickling small objects is most of the CPU work), while the big
-    # buffers behind them are read ahead
-    sizes = {g.id: sum(manifest.blobs[b].length for b in g.blobs
-                       if 0 <= b < len(manifest.blobs)) for g in groups.values()}
-    chosen = sorted(chosen, key=lambda e: sizes.get(e.group, 0))  # type: ignore[arg-type]
     order = [b for e in chosen if e.group in groups for b in groups[e.group].blobs]
     staging: dict[str, object] = {}
     failed: dict[str, str] = {}

@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["Prefetcher"]
 
-AHEAD_BYTES = 1 << 30  # at most this much read and not yet asked for (one blob at least)
+AHEAD_BYTES = 256 << 20  # at most this much read and not yet asked for (one blob at least)
 
 
 class Prefetcher:
