@@ -112,3 +112,35 @@ def test_damaged_ipc_stream_is_a_value_error() -> None:
         ser.load(dumped.meta, [stream])
     with pytest.raises(ValueError):
         ser.load({**dumped.meta, "rows": 4}, [bytearray(dumped.buffers[0])])
+
+
+def test_polars_frames_and_series_round_trip_through_arrow(fresh) -> None:
+    pytest.importorskip("polars")
+    build = """
+import polars as pl
+def build():
+    frame = pl.DataFrame({"a": [1, 2, None], "s": ["x", None, "z"],
+                          "c": pl.Series(["u", "v", "u"], dtype=pl.Categorical),
+                          "f": [1.5, 2.5, float("nan")]})
+    return dict(frame=frame, series=pl.Series("height", [1.8, None, 1.6]))
+"""
+    fresh.run(build + """
+import hibernate
+globals().update(build())
+hibernate.save("p.hib")
+""", env={"HIBERNATE_KEY": "somebody-else-entirely-0123456789"})
+    m = hibernate.inspect(fresh.path / "p.hib")
+    assert {m.groups[m.entry(n).group].serializer.name for n in ("frame", "series")} == {
+        "polars"}
+    got = fresh.json(build + """
+import json
+import hibernate
+r = hibernate.load("p.hib", data_only=True)  # untrusted: polars data needs no code
+want = build()
+print(json.dumps({"restored": sorted(r.restored), "frame": frame.equals(want["frame"]),
+                  "dtypes": [str(d) for d in frame.dtypes],
+                  "series": series.equals(want["series"]) and series.name == "height"}))
+""")
+    assert {"frame", "series"} <= set(got["restored"])
+    assert got["frame"] is True and got["series"] is True
+    assert got["dtypes"] == ["Int64", "String", "Categorical", "Float64"]

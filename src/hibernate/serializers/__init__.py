@@ -20,15 +20,17 @@ REGISTRY: dict[str, str] = {
     "numpy": "hibernate.serializers._numpy:NumpySerializer",
     "pandas": "hibernate.serializers._pandas:PandasSerializer",
     "arrow": "hibernate.serializers._arrow:ArrowSerializer",
+    "polars": "hibernate.serializers._polars:PolarsSerializer",
     "pickle": "hibernate.serializers._pickle:PickleSerializer",
 }
 # Order in which serializers are asked whether they handle an object; pickle is last.
-PREFERENCE: list[str] = ["numpy", "pandas", "arrow", "pickle"]
+PREFERENCE: list[str] = ["numpy", "pandas", "arrow", "polars", "pickle"]
 # A serializer is only asked about objects when the library it serves is already imported
 # (an object of that library cannot exist otherwise), so hibernate never imports it itself.
-REQUIRES: dict[str, str] = {"numpy": "numpy", "pandas": "pandas", "arrow": "pyarrow"}
+REQUIRES: dict[str, str] = {"numpy": "numpy", "pandas": "pandas", "arrow": "pyarrow",
+                           "polars": "polars"}
 # Serializers whose load runs no code from the file (safe for untrusted files).
-CODE_FREE: frozenset[str] = frozenset({"numpy", "pandas", "arrow"})
+CODE_FREE: frozenset[str] = frozenset({"numpy", "pandas", "arrow", "polars"})
 
 _instances: dict[str, Serializer] = {}
 
