@@ -47,8 +47,8 @@ def main() -> None:
             c = hibernate.checkpoint(store, ns, message=f"small {i}")
             small_times.append(time.perf_counter() - t)
             small_bytes.append(c.bytes_written)
-        from hibernate._checkpoints import Reuse, record_session
-        from hibernate._select import Selector
+        from hibernate.checkpoints import Reuse, record_session
+        from hibernate.session import Selector
 
         _, recorded = record_session(store, ns, Selector(None, None), "base")
         inc_times = []

@@ -82,7 +82,7 @@ def test_saving_streams_the_table_without_copying_it(tmp_path) -> None:
     the table's own memory (chunk by chunk), not through an in-memory copy of the stream."""
     import numpy as np
 
-    from hibernate._format import BlobStream
+    from hibernate.format import BlobStream
 
     table = pa.table({"x": np.arange(4_000_000)})  # 32 MB
     seen: list[int] = []

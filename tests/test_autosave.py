@@ -11,22 +11,21 @@ import sys
 import textwrap
 from pathlib import Path
 
-from hibernate._autosave import touched_names
+from hibernate.checkpoints._autosave import touched_names
 
 SHELL = r'''
 import copy, json, pickle
-import hibernate, hibernate._capture as cap
+import hibernate
+import hibernate.checkpoints._record as rec
 from IPython.core.interactiveshell import InteractiveShell
 
 captured = []
-original = cap.capture
+original = rec.plan
 def spying(ns, select, *a, **k):
     captured.append(sorted(n for n in ns if select(n) and not n.startswith("_")
                            and n not in ("In", "Out", "get_ipython", "exit", "quit", "open")))
     return original(ns, select, *a, **k)
-cap.capture = spying
-import hibernate._checkpoints as ck
-ck.capture = spying
+rec.plan = spying
 
 sh = InteractiveShell.instance()
 cells = json.loads(open("cells.json").read())

@@ -19,7 +19,7 @@ import hibernate
 
 
 def objects(store: Path) -> set[str]:
-    return {str(p.relative_to(store)) for p in (store / "objects").rglob("*") if p.is_file()}
+    return {str(p.relative_to(store)) for p in (store / "chunks").rglob("*") if p.is_file()}
 
 
 def test_unchanged_session_writes_no_new_chunks(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_export_and_import_keep_the_same_digests(tmp_path: Path) -> None:
     hibernate.load(path, out)
     np.testing.assert_array_equal(out["big"], ns["big"])
     file_digests = {ch.digest for b in hibernate.inspect(path).blobs for ch in b.chunks}
-    assert file_digests <= {p.replace("/", "").replace("objects", "")
+    assert file_digests <= {p.replace("/", "").replace("chunks", "").replace(".zst", "")
                             for p in objects(store)}
     other = tmp_path / "other"
     imported = hibernate.import_checkpoint(path, other)
@@ -106,10 +106,10 @@ def test_prune_keeps_every_kept_checkpoint_loadable(tmp_path: Path) -> None:
         ns["arr"][i * 100_000] = i + 1
         ns[f"v{i}"] = np.full(600_000, i, dtype=np.float64)
         ids.append(hibernate.checkpoint(store, ns, message=f"{i}").id)
-    size_before = sum(p.stat().st_size for p in (store / "objects").rglob("*") if p.is_file())
+    size_before = sum(p.stat().st_size for p in (store / "chunks").rglob("*") if p.is_file())
     removed = hibernate.prune(store, keep_last=2)
     assert set(removed) == set(ids[:3])
-    size_after = sum(p.stat().st_size for p in (store / "objects").rglob("*") if p.is_file())
+    size_after = sum(p.stat().st_size for p in (store / "chunks").rglob("*") if p.is_file())
     assert size_after < size_before
     for cid in ids[3:]:
         out: dict = {}
@@ -292,8 +292,8 @@ def test_checkout_only_changed_restores_a_rebound_module_name(tmp_path: Path) ->
 
 
 def test_incremental_checkpoint_after_a_prune_reserializes(tmp_path: Path) -> None:
-    from hibernate._checkpoints import Reuse, record_session
-    from hibernate._select import Selector
+    from hibernate.checkpoints import Reuse, record_session
+    from hibernate.session import Selector
 
     store = tmp_path / "store"
     ns = {"big": np.arange(1_000_000.0), "n": 0}
@@ -309,9 +309,9 @@ def test_incremental_checkpoint_after_a_prune_reserializes(tmp_path: Path) -> No
 
 
 def test_lock_exit_leaves_another_holders_lock(tmp_path: Path) -> None:
-    from hibernate._checkpoints import _Store
+    from hibernate.checkpoints import Repo
 
-    s = _Store(tmp_path / "store", None)
+    s = Repo(tmp_path / "store", None)
     with s.lock():
-        s.put("LOCK", b'{"token": "someone else", "time": 0}')  # broken and re-taken
+        s.store.put("LOCK", b'{"token": "someone else", "time": 0}')  # broken and re-taken
     assert (tmp_path / "store" / "LOCK").exists()

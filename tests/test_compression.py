@@ -81,7 +81,7 @@ def test_a_frame_claiming_a_huge_size_is_refused_without_allocating_it() -> None
 
     import zstandard
 
-    from hibernate._codecs import Codec
+    from hibernate.format import Codec
 
     bomb = zstandard.ZstdCompressor(level=19).compress(bytes(256 << 20))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

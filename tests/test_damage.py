@@ -15,7 +15,6 @@ The rules under test (DESIGN.md, "Errors" and "The file"):
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
 import json
 import os
@@ -37,10 +36,10 @@ import hibernate
 
 np = pytest.importorskip("numpy")
 
-HEADER_SIZE = 16
+HEADER_SIZE = 32  # format v2 (v1: 16)
 TRAILER_SIZE = 128
 TRAILER_MAGIC = b"\x89HIBEND\n"
-# Trailer layout (see _format.py): u64 offset, u64 length, 32 B manifest SHA-256, 16 B key
+# Trailer layout (see format/_file.py): u64 offset, u64 length, 32 B manifest SHA-256, 16 B key
 # id, 32 B HMAC, u32 version, u32 flags, 12 B zero, u32 CRC-32 of the 116 bytes before it.
 T_KEY_ID = slice(48, 64)
 T_VERSION = 96
@@ -114,17 +113,31 @@ def fix_trailer_crc(data: bytes) -> bytes:
     return bytes(b)
 
 
-def rewrap(data: bytes, manifest: bytes, *, sign: bool = True, version: int = 1) -> bytes:
+def v2_mac(manifest: bytes) -> bytes:
+    """The test key's format-v2 signature of a manifest (over its canonical form); a
+    manifest that does not parse gets a MAC of zeros (the reader refuses it before any
+    signature is checked)."""
+    from hibernate.format import canonical_bytes, header_bytes, signed_message
+    from hibernate.trust import user_key
+
+    try:
+        d = json.loads(manifest)
+        hibernate.format.Manifest.from_dict(d)
+        features = d.get("features", [])
+        return user_key().sign(signed_message(canonical_bytes(d), header_bytes(features)))
+    except Exception:
+        return bytes(32)
+
+
+def rewrap(data: bytes, manifest: bytes, *, sign: bool = True, version: int = 2) -> bytes:
     """The same header and chunks with another manifest and a consistent trailer: right
     digest, right CRC and, with ``sign``, a valid HMAC with the test key (so the reader gets
     as far as parsing the manifest)."""
     offset, _ = manifest_span(data)
-    header = data[:HEADER_SIZE]
     old_trailer = data[-TRAILER_SIZE:]
     if sign:
         key_id = old_trailer[T_KEY_ID]
-        mac = hmac.new(os.environ["HIBERNATE_KEY"].encode(), header + manifest,
-                       hashlib.sha256).digest()
+        mac = v2_mac(manifest)
     else:
         key_id, mac = bytes(16), bytes(32)
     body = struct.pack("<QQ32s16s32sII12s", offset, len(manifest),
@@ -249,9 +262,9 @@ def test_flipped_header_bytes_raise_before_binding(tmp_path: Path) -> None:
         if i < 8:
             err = assert_load_fails(bad, hibernate.FormatError)
             assert "not a hibernate file" in str(err)
-        elif i < 12:  # the version: 0 is bad, anything bigger than 1 is "newer"
+        elif i < 16:  # the version (0 is bad, bigger is "newer") and the feature bits
             assert_load_fails(bad, hibernate.FormatError)
-        else:  # the flags are covered by the signature over header + manifest
+        else:  # the reader version is covered by the signature over header + manifest
             assert_load_fails(bad, hibernate.IntegrityError)
 
 
@@ -337,7 +350,7 @@ def test_future_header_version_raises_version_error(tmp_path: Path) -> None:
 def test_future_trailer_version_raises_version_error(tmp_path: Path) -> None:
     data = bytearray(save_session(tmp_path / "s.hib"))
     t = len(data) - TRAILER_SIZE
-    assert struct.unpack_from("<I", data, t + T_VERSION)[0] == 1
+    assert struct.unpack_from("<I", data, t + T_VERSION)[0] == 2
     struct.pack_into("<I", data, t + T_VERSION, 99)
     p = tmp_path / "future.hib"
     p.write_bytes(fix_trailer_crc(bytes(data)))

@@ -1,8 +1,7 @@
-"""Chunk digests: new files use BLAKE3; SHA-256 files still read; stores stay SHA-256."""
+"""Chunk digests: new files and stores use BLAKE3; SHA-256 files still read and import."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import blake3
@@ -47,7 +46,7 @@ def test_a_blake3_file_is_read_with_a_clear_error_where_blake3_is_missing(fresh)
     assert got["fallback"] == "sha256" and got["y"] == 2
 
 
-def test_checkpoint_import_of_a_blake3_file_addresses_chunks_by_sha256(tmp_path: Path) -> None:
+def test_a_store_and_a_file_share_chunks_addressed_by_blake3(tmp_path: Path) -> None:
     ns = {"data": np.arange(2_000_000, dtype=np.int64), "x": 1}
     store = tmp_path / "store"
     first = hibernate.checkpoint(store, ns)
@@ -58,19 +57,31 @@ def test_checkpoint_import_of_a_blake3_file_addresses_chunks_by_sha256(tmp_path:
     back: dict[str, object] = {}
     hibernate.checkout(store, imported.id, back)
     assert np.array_equal(back["data"], ns["data"]) and back["x"] == 1  # type: ignore[arg-type]
-    objects = [p for p in (store / "objects").rglob("*") if p.is_file()]
-    assert objects and all(hashlib.sha256(p.read_bytes()).hexdigest() == p.parent.name + p.name
-                           for p in objects)  # objects/ab/cdef...: named by their SHA-256
+    chunks = [p for p in (store / "chunks").rglob("*") if p.is_file()]
+    assert chunks and all(blake3.blake3(p.read_bytes()).hexdigest() == p.parent.name + p.name
+                          for p in chunks)  # chunks/ab/cdef...: named by their BLAKE3
     assert first.id != imported.id
 
 
+def test_a_sha256_file_imports_into_a_blake3_store(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(hibernate._api, "default_digest", lambda: "sha256")
+    ns = {"data": np.arange(1_000_000, dtype=np.int64), "x": [1, 2]}
+    hibernate.save(tmp_path / "s.hib", ns)
+    assert hibernate.inspect(tmp_path / "s.hib").digest == "sha256"
+    c = hibernate.import_checkpoint(tmp_path / "s.hib", tmp_path / "store")
+    back: dict[str, object] = {}
+    assert hibernate.checkout(tmp_path / "store", c.id, back).ok
+    assert np.array_equal(back["data"], ns["data"]) and back["x"] == [1, 2]  # type: ignore
+    assert hibernate.log(tmp_path / "store")[0].id == c.id
+
+
 @pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
-def test_a_damaged_chunk_is_found_with_either_digest(tmp_path: Path, algorithm: str) -> None:
+def test_a_damaged_chunk_is_found_with_either_digest(tmp_path: Path, algorithm: str,
+                                                    monkeypatch) -> None:
     path = tmp_path / "d.hib"
-    if algorithm == "sha256":
-        hibernate.export_checkpoint(*_one_checkpoint(tmp_path), path)
-    else:
-        hibernate.save(path, {"data": np.arange(1_000_000), "x": 1})
+    if algorithm == "sha256":  # as where blake3 is not installed
+        monkeypatch.setattr(hibernate._api, "default_digest", lambda: "sha256")
+    hibernate.save(path, {"data": np.arange(1_000_000), "x": 1})
     m = hibernate.inspect(path)
     assert m.digest == algorithm
     raw = bytearray(path.read_bytes())
@@ -81,9 +92,3 @@ def test_a_damaged_chunk_is_found_with_either_digest(tmp_path: Path, algorithm: 
     report = hibernate.load(path, ns)
     assert "data" in report.failed and "digest" in report.failed["data"]
     assert ns == {"x": 1}
-
-
-def _one_checkpoint(tmp_path: Path) -> tuple[Path, str]:
-    store = tmp_path / "s"
-    c = hibernate.checkpoint(store, {"data": np.arange(1_000_000), "x": 1})
-    return store, c.id

@@ -14,7 +14,8 @@ def test_public_names_are_exported() -> None:
                 "VersionError", "IntegrityError", "UntrustedFileError", "StorageError",
                 "__version__", "load_ipython_extension", "unload_ipython_extension",
                 "save_on_exit", "Checkpoint", "Diff", "checkout", "checkpoint", "diff",
-                "export_checkpoint", "import_checkpoint", "log", "prune"}
+                "export_checkpoint", "import_checkpoint", "log", "prune", "Placeholder",
+                "PlaceholderError", "How", "Kind", "SkipCode", "Signature"}
     assert set(hibernate.__all__) == expected
     for name in hibernate.__all__:
         assert hasattr(hibernate, name), name
@@ -28,7 +29,8 @@ def test_every_module_declares_all_and_the_error_tree_has_one_root() -> None:
         assert hasattr(module, "__all__"), info.name
         for name in module.__all__:
             assert hasattr(module, name), f"{info.name}.{name}"
-    for name in ("FormatError", "IntegrityError", "UntrustedFileError", "StorageError"):
+    for name in ("FormatError", "IntegrityError", "UntrustedFileError", "StorageError",
+                 "PlaceholderError"):
         assert issubclass(getattr(hibernate, name), hibernate.HibernateError)
     assert issubclass(hibernate.VersionError, hibernate.FormatError)
 

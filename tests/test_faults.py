@@ -693,7 +693,7 @@ def test_fuzz_reader_briefly(tmp_path: Path) -> None:
 def _rewrap_unsigned(data: bytes, manifest: bytes) -> bytes:
     offset, _ = manifest_span(data)
     body = struct.pack("<QQ32s16s32sII12s", offset, len(manifest),
-                       hashlib.sha256(manifest).digest(), bytes(16), bytes(32), 1, 0, bytes(12))
+                       hashlib.sha256(manifest).digest(), bytes(16), bytes(32), 2, 0, bytes(12))
     return (data[:offset] + manifest + body + struct.pack("<I", zlib.crc32(body))
             + b"\x89HIBEND\n")
 

@@ -101,7 +101,12 @@ def test_identity_survives_when_one_group_member_cannot_be_pickled(tmp_path) -> 
     shared = [1, 2]
     ns = {"a": shared, "b": {"k": shared}, "bad": [shared, threading.Lock()]}
     r = hibernate.save(tmp_path / "g.hib", ns)
-    assert r.skipped["bad"].code == "unpicklable"
+    assert "bad" not in r.skipped
+    assert [p.message for p in r.placeholders["a, b, bad"]] == [
+        "_thread.lock: TypeError: cannot pickle '_thread.lock' object"]
     out: dict = {}
     hibernate.load(tmp_path / "g.hib", out)
-    assert out["b"]["k"] is out["a"]
+    assert out["b"]["k"] is out["a"] and out["bad"][0] is out["a"]
+    assert isinstance(out["bad"][1], hibernate.Placeholder)
+    with pytest.raises(hibernate.PlaceholderError, match="_thread.lock"):
+        out["bad"][1].acquire()

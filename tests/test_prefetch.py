@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hibernate._prefetch import Prefetcher
+from hibernate.format import Prefetcher
 
 
 class Reads:

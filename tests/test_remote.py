@@ -37,13 +37,13 @@ def test_memory_round_trip_and_lazy_open() -> None:
 def test_memory_failed_save_publishes_nothing_and_keeps_the_old(monkeypatch) -> None:
     import fsspec
 
-    from hibernate import _format
+    from hibernate.format import ChunkWriter
 
     url = f"memory://bucket/{uuid.uuid4().hex}/s.hib"
     hibernate.save(url, {"v": 1})
     before = fsspec.filesystem("memory").cat_file(url.removeprefix("memory://"))
     calls = {"n": 0}
-    original = _format.FileWriter.add_blob
+    original = ChunkWriter.add_blob
 
     def failing(self, data):  # type: ignore[no-untyped-def]
         calls["n"] += 1
@@ -51,7 +51,7 @@ def test_memory_failed_save_publishes_nothing_and_keeps_the_old(monkeypatch) -> 
             raise OSError("the network went away")
         return original(self, data)
 
-    monkeypatch.setattr(_format.FileWriter, "add_blob", failing)
+    monkeypatch.setattr(ChunkWriter, "add_blob", failing)
     with pytest.raises(OSError):
         hibernate.save(url, {"a": np.zeros(100_000), "b": np.ones(100_000)})
     assert fsspec.filesystem("memory").cat_file(url.removeprefix("memory://")) == before
@@ -134,10 +134,10 @@ def test_s3_lazy_open_fetches_only_what_is_accessed(s3) -> None:
 
 
 def test_s3_exception_mid_upload_leaves_no_object_and_no_upload(s3, monkeypatch) -> None:
-    from hibernate import _format
+    from hibernate.format import ChunkWriter
 
     url = "s3://sessions/fail/s.hib"
-    original = _format.FileWriter.add_blob
+    original = ChunkWriter.add_blob
     calls = {"n": 0}
 
     def failing(self, data):  # type: ignore[no-untyped-def]
@@ -146,7 +146,7 @@ def test_s3_exception_mid_upload_leaves_no_object_and_no_upload(s3, monkeypatch)
             raise RuntimeError("disk on fire")
         return original(self, data)
 
-    monkeypatch.setattr(_format.FileWriter, "add_blob", failing)
+    monkeypatch.setattr(ChunkWriter, "add_blob", failing)
     arrays = {f"a{i}": np.full(1_000_000, i, dtype=np.float64) for i in range(3)}
     with pytest.raises(RuntimeError, match="disk on fire"):
         hibernate.save(url, arrays, storage_options=s3["options"])
@@ -156,12 +156,12 @@ def test_s3_exception_mid_upload_leaves_no_object_and_no_upload(s3, monkeypatch)
 
 
 def test_s3_failed_save_keeps_the_previous_object(s3, monkeypatch) -> None:
-    from hibernate import _format
+    from hibernate.format import FileSink
 
     url = "s3://sessions/keep/s.hib"
     hibernate.save(url, {"version": 1}, storage_options=s3["options"])
     with monkeypatch.context() as patch:
-        patch.setattr(_format.FileWriter, "finish",
+        patch.setattr(FileSink, "finish",
                       lambda self, m, k: (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
             hibernate.save(url, {"version": 2, "big": np.ones(2_000_000)},

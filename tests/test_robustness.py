@@ -81,7 +81,7 @@ def test_first_use_key_creation_races_safely(tmp_path: Path, monkeypatch) -> Non
 
     monkeypatch.delenv("HIBERNATE_KEY")
     monkeypatch.setenv("HIBERNATE_CONFIG_DIR", str(tmp_path / "cfg"))
-    code = "from hibernate._trust import user_key; print(user_key().id.hex())"
+    code = "from hibernate.trust._keys import user_key; print(user_key().id.hex())"
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(8)]
     outs = [p.communicate(timeout=60) for p in procs]

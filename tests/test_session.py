@@ -63,13 +63,18 @@ keep_list = [1, "two", 3.0]
 def keep_fn(x):
     return x + keep_int
 r = hibernate.save("s.hib")
-print(json.dumps({n: [s.code, s.message] for n, s in r.skipped.items() if s.code != "dunder"}))
+skipped = {n: [s.code, s.message] for n, s in r.skipped.items() if s.code != "dunder"}
+print(json.dumps({**skipped, "placeholders": {n: [p.message for p in lost]
+                                              for n, lost in r.placeholders.items()}}))
 """
 
 
 def test_unsaveables_are_skipped_with_a_reason_and_the_rest_loads(fresh) -> None:
     skipped = fresh.json(UNSAVEABLES)
-    assert set(skipped) == {"gen", "lock", "sock", "fh", "conn", "inside"}
+    # a value that holds an unsaveable object keeps the rest, with a placeholder for it
+    assert skipped.pop("placeholders") == {"inside": ["_thread.lock: TypeError: cannot "
+                                                      "pickle '_thread.lock' object"]}
+    assert set(skipped) == {"gen", "lock", "sock", "fh", "conn"}
     assert all(code == "unpicklable" for code, _ in skipped.values())
     assert "generator" in skipped["gen"][1]
     assert "lock" in skipped["lock"][1]
@@ -80,10 +85,13 @@ def test_unsaveables_are_skipped_with_a_reason_and_the_rest_loads(fresh) -> None
         import hibernate, json
         r = hibernate.load("s.hib")
         print(json.dumps({"restored": sorted(r.restored), "fn": keep_fn(1),
-                          "list": keep_list, "notsaved": sorted(r.skipped)}))
+                          "list": keep_list, "notsaved": sorted(r.skipped),
+                          "ok": inside["ok"], "bad": repr(inside["bad"]),
+                          "placeholder": isinstance(inside["bad"], hibernate.Placeholder)}))
     """)
-    assert got["restored"] == ["hibernate", "json", "keep_fn", "keep_int", "keep_list",
-                               "socket", "sqlite3", "threading"]
+    assert got["restored"] == ["hibernate", "inside", "json", "keep_fn", "keep_int",
+                               "keep_list", "socket", "sqlite3", "threading"]
+    assert got["ok"] == 1 and got["placeholder"] and "_thread.lock" in got["bad"]
     assert got["fn"] == 43 and got["list"] == [1, "two", 3.0]
     assert set(got["notsaved"]) == set(skipped)
 

@@ -175,7 +175,7 @@ def test_rotated_key_still_verifies_old_files_and_signs_new_ones(tmp_path: Path,
                                                                    monkeypatch) -> None:
     monkeypatch.delenv("HIBERNATE_KEY")
     hibernate.save(tmp_path / "old.hib", {"x": [1]})
-    from hibernate._trust import rotate_key, user_key
+    from hibernate.trust._keys import rotate_key, user_key
 
     before = user_key().id
     assert rotate_key().id != before
@@ -189,7 +189,7 @@ def test_rotated_key_still_verifies_old_files_and_signs_new_ones(tmp_path: Path,
 
 def test_key_file_is_private_and_never_overwritten(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("HIBERNATE_KEY")
-    from hibernate._trust import KEY_FILE, config_dir, user_key
+    from hibernate.trust._keys import KEY_FILE, config_dir, user_key
 
     first = user_key()
     path = Path(config_dir()) / KEY_FILE
@@ -225,7 +225,7 @@ def test_error_message_says_how_to_trust(evil) -> None:
 
 
 def test_trust_list_is_keyed_by_manifest_digest(tmp_path: Path) -> None:
-    from hibernate._trust import add_trusted, is_trusted
+    from hibernate.trust._keys import add_trusted, is_trusted
 
     m = hibernate.inspect(_saved(tmp_path))
     assert not is_trusted("0" * 64)

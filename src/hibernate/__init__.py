@@ -9,7 +9,12 @@
 from __future__ import annotations
 
 from ._api import inspect, load, open, save
-from ._checkpoints import (
+from ._ipython import load_ipython_extension, unload_ipython_extension
+from ._placeholder import Placeholder
+from ._reports import LoadReport, Manifest, SavedEntry, SaveReport
+from ._run import save_on_exit
+from ._version import VERSION as __version__
+from .checkpoints import (
     Checkpoint,
     Diff,
     checkout,
@@ -20,20 +25,18 @@ from ._checkpoints import (
     log,
     prune,
 )
-from ._ipython import load_ipython_extension, unload_ipython_extension
-from ._manifest import Entry, Manifest, Skip
-from ._meta import VERSION as __version__
-from ._reports import LoadReport, SavedEntry, SaveReport
-from ._run import save_on_exit
-from ._snapshot import Snapshot
 from .errors import (
     FormatError,
     HibernateError,
     IntegrityError,
+    PlaceholderError,
     StorageError,
     UntrustedFileError,
     VersionError,
 )
+from .format import Entry, How, Kind, Skip, SkipCode
+from .session import Snapshot
+from .trust import Signature
 
 __all__ = [
     "Checkpoint",
@@ -41,12 +44,18 @@ __all__ = [
     "Entry",
     "FormatError",
     "HibernateError",
+    "How",
     "IntegrityError",
+    "Kind",
     "LoadReport",
     "Manifest",
+    "Placeholder",
+    "PlaceholderError",
     "SaveReport",
     "SavedEntry",
+    "Signature",
     "Skip",
+    "SkipCode",
     "Snapshot",
     "StorageError",
     "UntrustedFileError",

@@ -3,40 +3,47 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
-from . import _trust
-from ._capture import plan, write_groups
-from ._codecs import resolve_compression
-from ._format import BlobReader, FileWriter, read_manifest
-from ._manifest import Group, Manifest, SerializerRef, Skip
-from ._meta import session_info
-from ._prefetch import Prefetcher
+from . import trust as _trust
 from ._progress import Progress
-from ._reports import LoadReport, SavedEntry, SaveReport
-from ._restore import NeedsCode, Restorer, check_trust, describe, select_entries
-from ._select import Selector, ipython_hidden, is_dunder
-from ._snapshot import Snapshot
+from ._reports import LoadReport, Manifest, SavedEntry, SaveReport
+from .errors import HibernateError
+from .format import (
+    BlobReader,
+    ChunkWriter,
+    FileSink,
+    FileSource,
+    How,
+    default_digest,
+    features_for,
+    header_bytes,
+    read_file_manifest,
+    resolve_compression,
+    seal_of,
+)
+from .format import Manifest as _Manifest
+from .session import (
+    Selector,
+    Snapshot,
+    ipython_hidden,
+    namespace_of,
+    plan,
+    restore_from,
+    write_session,
+)
+from .session._meta import session_info
 from .storage import resolve
+from .trust._opcodes import referenced_globals
 
 __all__ = ["inspect", "load", "open", "save"]
 
 PathLike = str | os.PathLike[str]
 Names = Iterable[str] | str | None
-
-
-def _namespace(namespace: dict[str, Any] | types.ModuleType | None) -> dict[str, Any]:
-    if namespace is None:
-        return sys.modules["__main__"].__dict__
-    if isinstance(namespace, types.ModuleType):
-        return namespace.__dict__
-    if not isinstance(namespace, dict):
-        raise TypeError("namespace must be a dict or a module")
-    return namespace
 
 
 def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = None, *,
@@ -48,7 +55,7 @@ def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     Values that cannot be serialized are skipped and listed in the report with a reason.
     The file appears atomically: a failed or interrupted save leaves the previous file.
     """
-    return save_namespace(path, _namespace(namespace), Selector(include, exclude),
+    return save_namespace(path, namespace_of(namespace), Selector(include, exclude),
                           storage_options, compression=compression, progress=progress)
 
 
@@ -62,21 +69,20 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     namespace's (e.g. a post-mortem's frame locals); ``session``: more manifest metadata."""
     start = time.perf_counter()
     codec = resolve_compression(compression)
-    key = _trust.user_key()
+    digest = default_digest()
+    features = features_for(digest, codec.name)
     store, name = resolve(path, storage_options)
     p = plan(ns, select, hidden=ipython_hidden(ns), extra=extra)
     out = store.open_write(name)
     bar = Progress("saving", _estimate(p.values.values()), progress)
     try:
-        writer = FileWriter(out, codec=codec, on_bytes=bar)
-        groups: list[Group] = []
-        for wg in write_groups(p, writer):  # streams go to the file as they are produced
-            ref = SerializerRef(wg.serializer.name, wg.serializer.version, wg.serializer.config())
-            groups.append(Group(len(groups), wg.names, ref, wg.meta, tuple(wg.blobs)))
-        entries = tuple(p.entries.values())
-        manifest = Manifest(entries=entries, groups=tuple(groups), blobs=writer.blobs,
-                            session={**session_info(entries), **(session or {})})
-        size = writer.finish(manifest, key)
+        sink = FileSink(out, header_bytes(features))
+        writer = ChunkWriter(sink, codec, digest, on_bytes=bar)
+        entries, groups = write_session(p, writer)  # streams go to the file as produced
+        manifest = _Manifest(entries=entries, groups=groups, blobs=writer.blobs,
+                             session={**session_info(entries), **(session or {})},
+                             digest=digest, features=features)
+        size = sink.finish(manifest, seal_of(manifest))
     except BaseException:
         out.discard()
         raise
@@ -85,7 +91,8 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     saved = tuple(SavedEntry(e.name, e.kind, e.type_name, e.size, e.shape, e.dtype)
                   for e in entries if e.skip is None)
     skipped = {e.name: e.skip for e in entries if e.skip is not None}
-    return SaveReport(os.fspath(path), saved, skipped, size, time.perf_counter() - start)
+    lost = {", ".join(g.names): g.placeholders for g in groups if g.placeholders}
+    return SaveReport(os.fspath(path), saved, skipped, size, time.perf_counter() - start, lost)
 
 
 def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = None, *,
@@ -104,49 +111,13 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     changes to the arrays never reach the file.
     """
     start = time.perf_counter()
-    ns = _namespace(namespace)
+    ns = namespace_of(namespace)
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
-        manifest = read_manifest(src, _trust.user_keys())
-        trusted = trust or _is_trusted(manifest)
-        bar = Progress("loading", sum(b.length for b in manifest.blobs), progress)
-        try:
-            return restore_manifest(manifest, BlobReader(src, manifest, mmap=mmap,
-                                                         on_bytes=bar).read,
-                                    ns, Selector(include, exclude), trusted, data_only,
-                                    os.fspath(path), start)
-        finally:
-            bar.close()
-
-
-def restore_manifest(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, Any],
-                     select: Selector, trusted: bool, data_only: bool, where: str,
-                     start: float, keep: frozenset[str] = frozenset()) -> LoadReport:
-    """Restore a checked manifest's selected entries into ``ns`` (bound all at once at the
-    end). ``keep``: names whose live values are left in place (reported as kept)."""
-    chosen, skipped = select_entries(manifest, select, ipython_hidden(ns))
-    chosen = [e for e in chosen if e.name not in keep]
-    if not data_only:
-        check_trust(chosen, manifest, trusted, where)
-    groups = {g.id: g for g in manifest.groups}
-    order = [b for e in chosen if e.group in groups for b in groups[e.group].blobs]
-    staging: dict[str, object] = {}
-    failed: dict[str, str] = {}
-    with Prefetcher(read_blob, order, [b.length for b in manifest.blobs]) as fetch:
-        restorer = Restorer(manifest, fetch, ns, restricted=data_only or not trusted)
-        for entry in chosen:
-            try:
-                staging[entry.name] = restorer.value(entry)
-            except NeedsCode as e:
-                skipped[entry.name] = Skip("untrusted", f"{e}; load with trust=True to restore")
-            except Exception as e:  # one entry fails; the others load
-                failed[entry.name] = describe(e)
-    overwritten = tuple(n for n in staging if n in ns)
-    in_file = {e.name for e in manifest.entries} - keep
-    kept = tuple(n for n in ns if n not in in_file and not is_dunder(n))
-    ns.update(staging)
-    return LoadReport(where, tuple(staging), failed, skipped, overwritten, kept,
-                      time.perf_counter() - start, manifest.signature, trusted)
+        manifest = read_file_manifest(src, _trust.user_keys())
+        return restore_from(manifest, FileSource(src), ns, select=Selector(include, exclude),
+                            trust=trust, data_only=data_only, mmap=mmap, progress=progress,
+                            where=os.fspath(path), start=start)
 
 
 def _estimate(values: Iterable[object]) -> int:
@@ -160,18 +131,12 @@ def _estimate(values: Iterable[object]) -> int:
     return total
 
 
-def _is_trusted(manifest: Manifest) -> bool:
-    return (manifest.signature == _trust.SignatureStatus.VALID
-            or _trust.is_trusted(manifest.manifest_digest))
-
-
 def inspect(path: PathLike, *, storage_options: dict[str, Any] | None = None) -> Manifest:
     """The file's manifest: what it holds and how, read without running any of its code."""
-    from dataclasses import replace
-
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
-        return replace(read_manifest(src, _trust.user_keys()), path=os.fspath(path))
+        manifest = read_file_manifest(src, _trust.user_keys())
+    return replace(Manifest.of(manifest), path=os.fspath(path))
 
 
 def open(path: PathLike, *, trust: bool = False, data_only: bool = False,
@@ -180,11 +145,53 @@ def open(path: PathLike, *, trust: bool = False, data_only: bool = False,
     store, name = resolve(path, storage_options)
     src = store.open_read(name)
     try:
-        manifest = read_manifest(src, _trust.user_keys())
+        manifest = read_file_manifest(src, _trust.user_keys())
     except BaseException:
         src.close()
         raise
-    trusted = trust or _is_trusted(manifest)
-    return Snapshot(os.fspath(path), src, manifest, trusted, data_only)
+    trusted = _trust.is_trusted_manifest(manifest, trust)
+    return Snapshot(os.fspath(path), src, FileSource(src), manifest, trusted, data_only)
 
 
+
+
+def verify_file(path: PathLike, *, storage_options: dict[str, Any] | None = None
+                ) -> tuple[Manifest, dict[int, str]]:
+    """Check every chunk digest and the signature; the manifest and the damaged blobs
+    (index -> what is wrong). Nothing is decoded beyond the chunks' bytes."""
+    store, name = resolve(path, storage_options)
+    damaged: dict[int, str] = {}
+    with store.open_read(name) as src:
+        manifest = read_file_manifest(src, _trust.user_keys())
+        reader = BlobReader(FileSource(src), manifest.blobs, manifest.digest)
+        for i in range(len(manifest.blobs)):
+            try:
+                reader.read(i)
+            except HibernateError as e:
+                damaged[i] = str(e)
+    return Manifest.of(manifest), damaged
+
+
+def file_globals(path: PathLike, *, storage_options: dict[str, Any] | None = None
+                 ) -> tuple[Manifest, dict[tuple[str, str], list[str]]]:
+    """The manifest, and every global the file's pickles name -> the variables naming it.
+    Read from the opcodes: nothing is unpickled or imported."""
+    store, name = resolve(path, storage_options)
+    found: dict[tuple[str, str], list[str]] = {}
+    with store.open_read(name) as src:
+        manifest = read_file_manifest(src, _trust.user_keys())
+        reader = BlobReader(FileSource(src), manifest.blobs, manifest.digest)
+        for g in manifest.groups:
+            if g.serializer.name != "pickle" or not g.blobs:
+                continue
+            refs: list[tuple[str, str]]
+            try:
+                refs = list(referenced_globals(reader.read(g.blobs[0])))
+            except (ValueError, HibernateError) as err:
+                refs = [("?", f"unreadable pickle: {err}")]
+            for ref in refs:
+                found.setdefault(ref, []).extend(g.names)
+        for e in manifest.entries:
+            if e.how == How.REFERENCE and e.module:
+                found.setdefault((e.module, e.qualname or ""), []).append(e.name)
+    return Manifest.of(manifest), found

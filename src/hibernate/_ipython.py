@@ -21,14 +21,16 @@ DEFAULT_PATH = "session.hib"
 DEFAULT_STORE = ".hibernate"
 
 MAGIC_HELP = """\
-%hibernate save       [PATH] [--include NAMES] [--exclude NAMES] [-o KEY=VALUE ...]
+%hibernate save       [PATH] [--include NAMES] [--exclude NAMES] [--compression fast|small]
+                             [-o KEY=VALUE ...]
 %hibernate load       [PATH] [--include NAMES] [--exclude NAMES] [--trust] [--data-only]
                              [-o KEY=VALUE ...]
 %hibernate inspect    [PATH] [-o KEY=VALUE ...]
-%hibernate checkpoint [STORE] [-m MESSAGE]
+%hibernate checkpoint [STORE] [-m MESSAGE] [--compression fast|small]
 %hibernate log        [STORE] [--all]
-%hibernate checkout   ID [--store STORE] [--only-changed]
+%hibernate checkout   ID [--store STORE] [--only-changed] [--trust] [--data-only]
 %hibernate autosave   on|off [--every N] [--min-interval SECONDS] [--store STORE]
+                             [--compression fast|small]
 
 PATH defaults to session.hib in the working directory (like R's .RData); STORE to
 .hibernate/. NAMES is a comma-separated list of names or glob patterns. -o passes a storage
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", default=None)
     p.add_argument("--trust", action="store_true")
     p.add_argument("--data-only", action="store_true")
+    p.add_argument("--compression", default=None)
     p.add_argument("-o", dest="options", action="append", default=[])
     return p
 
@@ -97,7 +100,8 @@ def run_magic(shell: Any, line: str) -> None:
     path = a.path or DEFAULT_PATH
     if a.command == "save":
         display(_api.save(path, shell.user_ns, include=_names(a.include),
-                          exclude=_names(a.exclude), storage_options=opts))
+                          exclude=_names(a.exclude), compression=a.compression,
+                          storage_options=opts))
     elif a.command == "load":
         display(_api.load(path, shell.user_ns, include=_names(a.include),
                           exclude=_names(a.exclude), trust=a.trust, data_only=a.data_only,
@@ -112,27 +116,27 @@ def run_magic(shell: Any, line: str) -> None:
 
 def _history(shell: Any, a: argparse.Namespace, opts: dict[str, Any] | None,
              display: Any) -> None:
-    from . import _checkpoints as cp
+    from . import checkpoints as cp
 
     if a.command == "checkpoint":
         c = cp.checkpoint(a.path or a.store, shell.user_ns, message=a.message,
-                          storage_options=opts)
+                          compression=a.compression, storage_options=opts)
         print(f"checkpoint {c.id} ({c.bytes_written} new bytes)")
     elif a.command == "log":
         for c in cp.log(a.path or a.store, all=a.all, storage_options=opts):
             print(c)
     elif a.command == "checkout":
         display(cp.checkout(a.store, a.path, shell.user_ns, only_changed=a.only_changed,
-                            trust=a.trust, storage_options=opts))
+                            trust=a.trust, data_only=a.data_only, storage_options=opts))
     elif a.path == "on":
-        from ._autosave import enable
+        from .checkpoints._autosave import enable
 
         enable(shell, a.store, every=a.every, min_interval=a.min_interval,
-               storage_options=opts)
+               storage_options=opts, compression=a.compression)
         print(f"autosave on: a checkpoint in {a.store} after "
               f"{'each cell' if a.every == 1 else f'every {a.every} cells'}")
     elif a.path == "off":
-        from ._autosave import disable
+        from .checkpoints._autosave import disable
 
         disable(shell)
         print("autosave off")
@@ -151,7 +155,7 @@ def load_ipython_extension(shell: Any) -> None:
 
 
 def unload_ipython_extension(shell: Any) -> None:
-    from ._autosave import disable
+    from .checkpoints._autosave import disable
 
     disable(shell)
     shell.magics_manager.magics["line"].pop("hibernate", None)

@@ -19,7 +19,7 @@ EVERY = 0.2
 def _watched() -> bool:
     if getattr(sys.stderr, "isatty", lambda: False)():
         return True
-    from ._meta import origin
+    from .session._meta import origin
 
     return origin() == "kernel"
 

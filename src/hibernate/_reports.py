@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, fields
 
-from ._manifest import Skip
+from .format import Entry, Kind, Skip, SkipCode
+from .format import Manifest as _Manifest
 
-if TYPE_CHECKING:
-    from ._manifest import Entry, Manifest
-
-__all__ = ["LoadReport", "SaveReport", "SavedEntry"]
+__all__ = ["LoadReport", "Manifest", "SaveReport", "SavedEntry"]
 
 
 def clean(text: object, limit: int = 80) -> str:
@@ -52,7 +49,7 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: 
 
 
 def _skip_rows(skipped: Mapping[str, Skip]) -> list[tuple[str, str, str]]:
-    return [(n, s.code, s.message) for n, s in skipped.items() if s.code != "dunder"]
+    return [(n, s.code, s.message) for n, s in skipped.items() if s.code != SkipCode.DUNDER]
 
 
 @dataclass(frozen=True)
@@ -72,10 +69,15 @@ class SaveReport:
     skipped: Mapping[str, Skip]
     bytes_written: int
     seconds: float
+    # a group's names (comma-separated) -> what in it was saved as a hibernate.Placeholder
+    placeholders: Mapping[str, tuple[Skip, ...]] = field(default_factory=dict)
 
     def _rows(self) -> list[tuple[object, ...]]:
-        return [(e.name, e.kind, e.type_name, human(e.bytes) if e.kind == "value" else "",
+        return [(e.name, e.kind, e.type_name, human(e.bytes) if e.kind == Kind.VALUE else "",
                  _shape(e.shape, e.dtype)) for e in self.entries]
+
+    def _placeholder_rows(self) -> list[tuple[str, str]]:
+        return [(n, s.message) for n, lost in self.placeholders.items() for s in lost]
 
     def __str__(self) -> str:
         out = [f"saved {len(self.entries)} names to {clean(self.path, 200)} "
@@ -84,6 +86,10 @@ class SaveReport:
         rows = _skip_rows(self.skipped)
         if rows:
             out += [f"\nskipped {len(rows)}:", table(("name", "code", "reason"), rows)]
+        lost = self._placeholder_rows()
+        if lost:
+            out += [f"\nsaved with placeholders for what could not be saved ({len(lost)}):",
+                    table(("name", "placeholder for"), lost)]
         return "\n".join(out)
 
     def _repr_html_(self) -> str:
@@ -93,6 +99,10 @@ class SaveReport:
         rows = _skip_rows(self.skipped)
         if rows:
             out += html_table(("name", "code", "reason"), rows, f"skipped {len(rows)}")
+        lost = self._placeholder_rows()
+        if lost:
+            out += html_table(("name", "placeholder for"), lost,
+                              f"saved with placeholders ({len(lost)})")
         return out
 
 
@@ -117,7 +127,7 @@ class LoadReport:
                 for n in self.restored]
         rows += [(n, "FAILED", r) for n, r in self.failed.items()]
         rows += [(n, f"skipped ({s.code})", s.message) for n, s in self.skipped.items()
-                 if s.code != "dunder"]
+                 if s.code != SkipCode.DUNDER]
         return rows
 
     def _title(self) -> str:
@@ -142,33 +152,43 @@ def _shape(shape: tuple[int, ...] | None, dtype: str | None) -> str:
 
 
 def _entry_row(e: Entry) -> tuple[object, ...]:
-    if e.kind == "value":
+    if e.kind == Kind.VALUE:
         detail = human(e.size)
-    elif e.kind == "module":
+    elif e.kind == Kind.MODULE:
         detail = f"import {e.module}"
-    elif e.kind == "import":
+    elif e.kind == Kind.IMPORT:
         detail = f"from {e.module} import {e.qualname}"
     else:
         detail = f"{e.skip.code}: {e.skip.message}" if e.skip else ""
     group = "" if e.group is None else str(e.group)
-    return (e.name, e.kind, e.type_name, detail, _shape(e.shape, e.dtype), group)
+    return (e.name, e.kind, e.how, e.type_name, detail, _shape(e.shape, e.dtype), group)
 
 
-_HEADERS = ("name", "kind", "type", "size / detail", "shape/dtype", "group")
+_HEADERS = ("name", "kind", "comes back", "type", "size / detail", "shape/dtype", "group")
 
 
-def _manifest_rows(m: Manifest) -> list[tuple[object, ...]]:
-    return [_entry_row(e) for e in m.entries if not (e.skip and e.skip.code == "dunder")]
+def _manifest_rows(m: _Manifest) -> list[tuple[object, ...]]:
+    return [_entry_row(e) for e in m.entries
+            if not (e.skip and e.skip.code == SkipCode.DUNDER)]
 
 
-def _manifest_title(m: Manifest) -> str:
+def _placeholder_lines(m: _Manifest) -> list[str]:
+    lines = []
+    for g in m.groups:
+        for p in g.placeholders:
+            lines.append(f"  group {g.id} ({clean(', '.join(g.names), 80)}): placeholder for "
+                         f"{clean(p.message, 200)}")
+    return (["placeholders (they raise on use):", *lines] if lines else [])
+
+
+def _manifest_title(m: _Manifest) -> str:
     s = m.session
     return (f"{m.path or 'hibernate file'}: format {m.format_version}, made "
             f"{s.get('created', '?')} by hibernate {s.get('hibernate', '?')} on Python "
             f"{s.get('python', '?')} ({s.get('origin', '?')}); signature {m.signature}")
 
 
-def _postmortem_lines(m: Manifest) -> list[str]:
+def _postmortem_lines(m: _Manifest) -> list[str]:
     pm = m.session.get("postmortem")
     if not isinstance(pm, dict):
         return []
@@ -184,13 +204,31 @@ def _postmortem_lines(m: Manifest) -> list[str]:
     return lines
 
 
-def manifest_table(m: Manifest) -> str:
+def manifest_table(m: _Manifest) -> str:
     return "\n".join([clean(_manifest_title(m), 400), table(_HEADERS, _manifest_rows(m)),
-                      *_postmortem_lines(m)])
+                      *_placeholder_lines(m), *_postmortem_lines(m)])
 
 
-def manifest_html(m: Manifest) -> str:
-    pm = "".join(f"<pre>{html.escape(line)}</pre>" for line in _postmortem_lines(m))
+def manifest_html(m: _Manifest) -> str:
+    extra = _placeholder_lines(m) + _postmortem_lines(m)
+    pm = "".join(f"<pre>{html.escape(line)}</pre>" for line in extra)
     return html_table(_HEADERS, _manifest_rows(m), _manifest_title(m)) + pm
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest(_Manifest):
+    """A file's or checkpoint's manifest as ``inspect`` returns it: the format's manifest
+    (every field, no values) that prints as a table and renders in Jupyter."""
+
+    @classmethod
+    def of(cls, m: _Manifest) -> Manifest:
+        return cls(**{f.name: getattr(m, f.name) for f in fields(m)})
+
+    def __str__(self) -> str:
+        return manifest_table(self)
+
+    def _repr_html_(self) -> str:
+        return manifest_html(self)
+
 
 

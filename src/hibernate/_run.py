@@ -20,7 +20,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._select import Selector
+from .session import Selector
 
 __all__ = ["PostMortem", "open_shell", "postmortem_from", "postmortem_of", "run_script",
            "save_on_exit"]

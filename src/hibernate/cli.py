@@ -32,62 +32,26 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ._format import BlobReader, read_manifest
-    from ._trust import user_keys
-    from .storage import resolve
-
-    store, key = resolve(args.file, _options(args.options))
-    bad = 0
-    with store.open_read(key) as src:
-        manifest = read_manifest(src, user_keys())
-        reader = BlobReader(src, manifest)
-        for i in range(len(manifest.blobs)):
-            try:
-                reader.read(i)
-            except HibernateError as e:
-                bad += 1
-                names = [n for g in manifest.groups if i in g.blobs for n in g.names]
-                print(f"blob {i} ({', '.join(names)}): {e}")
+    manifest, damaged = _api.verify_file(args.file, storage_options=_options(args.options))
+    for i, err in damaged.items():
+        names = [n for g in manifest.groups if i in g.blobs for n in g.names]
+        print(f"blob {i} ({', '.join(names)}): {err}")
     total = sum(b.length for b in manifest.blobs)
-    state = "OK" if not bad else f"{bad} damaged blob(s)"
+    state = "OK" if not damaged else f"{len(damaged)} damaged blob(s)"
     print(f"{args.file}: {state}; {len(manifest.blobs)} blobs, {total} bytes checked; "
           f"signature {manifest.signature}")
-    return 0 if not bad else 1
+    return 0 if not damaged else 1
 
 
 def file_globals(path: str, options: dict[str, object] | None = None
                  ) -> tuple[object, dict[tuple[str, str], list[str]]]:
-    """The manifest, and every global the file's pickles name → the variables naming it.
-    Read from the opcodes: nothing is unpickled or imported."""
-    from ._format import BlobReader, read_manifest
-    from ._opcodes import referenced_globals
-    from ._trust import user_keys
-    from .storage import resolve
-
-    store, key = resolve(path, options)
-    found: dict[tuple[str, str], list[str]] = {}
-    with store.open_read(key) as src:
-        manifest = read_manifest(src, user_keys())
-        reader = BlobReader(src, manifest)
-        for g in manifest.groups:
-            if g.serializer.name != "pickle" or not g.blobs:
-                continue
-            refs: list[tuple[str, str]]
-            try:
-                refs = list(referenced_globals(reader.read(g.blobs[0])))
-            except (ValueError, HibernateError) as err:
-                refs = [("?", f"unreadable pickle: {err}")]
-            for ref in refs:
-                found.setdefault(ref, []).extend(g.names)
-        for e in manifest.entries:
-            if e.kind in ("module", "import") and e.module:
-                found.setdefault((e.module, e.qualname or ""), []).append(e.name)
-    return manifest, found
+    """(kept for callers of the CLI module) see ``_api.file_globals``."""
+    return _api.file_globals(path, storage_options=options)
 
 
 def _trust(args: argparse.Namespace) -> int:
     from ._reports import clean
-    from ._trust import add_trusted
+    from .trust import add_trusted
 
     manifest, found = file_globals(args.file, _options(args.options))
     print(f"{args.file}: signature {manifest.signature}")  # type: ignore[attr-defined]
@@ -111,7 +75,7 @@ def _trust(args: argparse.Namespace) -> int:
 
 
 def _key(args: argparse.Namespace) -> int:
-    from ._trust import config_dir, rotate_key, user_key
+    from .trust._keys import config_dir, rotate_key, user_key
 
     if args.action == "rotate":
         old = user_key()
@@ -145,7 +109,7 @@ def _abort_uploads(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from ._checkpoints import log
+    from .checkpoints import log
 
     for c in log(args.store, all=args.all, storage_options=_options(args.options)):
         print(c)
@@ -153,25 +117,27 @@ def _log(args: argparse.Namespace) -> int:
 
 
 def _checkout(args: argparse.Namespace) -> int:
-    """Check a checkpoint out as a .hib file (a shell has no live namespace to restore to)."""
-    from ._checkpoints import _full_id, _Store, export_checkpoint
+    """Check a checkpoint out as a .hib file (a shell has no live namespace to restore to):
+    the checkpoint's chunks and signature copied as they are, and HEAD moved to it."""
+    from .checkpoints import Repo, export_checkpoint
 
     opts = _options(args.options)
-    s = _Store(args.store, opts)
-    cid = _full_id(s, args.id) if args.id else s.head()
+    repo = Repo(args.store, opts)
+    cid = repo.full_id(args.id) if args.id else repo.head()
     if cid is None:
         print(f"{args.store} has no checkpoints", file=sys.stderr)
         return 1
-    export_checkpoint(args.store, cid, args.output or f"{cid}.hib", storage_options=opts)
-    with s.lock():
-        if s.store.exists(f"checkpoints/{cid}.ckpt"):
-            s.put("HEAD", cid.encode())
-    print(f"checked out {cid} to {args.output or cid + '.hib'} (HEAD is now {cid})")
+    output = args.output or f"{cid}.hib"
+    export_checkpoint(args.store, cid, output, storage_options=opts)
+    with repo.lock():
+        if repo.exists(cid):
+            repo.set_head(cid)
+    print(f"checked out {cid} to {output} (HEAD is now {cid})")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ._checkpoints import export_checkpoint
+    from .checkpoints import export_checkpoint
 
     export_checkpoint(args.store, args.id, args.path, storage_options=_options(args.options))
     print(f"exported {args.id} to {args.path}")
@@ -179,7 +145,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ._checkpoints import import_checkpoint
+    from .checkpoints import import_checkpoint
 
     c = import_checkpoint(args.path, args.store, message=args.message,
                           storage_options=_options(args.options))
@@ -190,7 +156,7 @@ def _import(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     import datetime
 
-    from ._checkpoints import prune
+    from .checkpoints import prune
 
     within = None if args.keep_within is None else datetime.timedelta(hours=args.keep_within)
     removed = prune(args.store, keep_last=args.keep_last, keep_within=within,
@@ -200,14 +166,14 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from ._checkpoints import diff
+    from .checkpoints import diff
 
     print(diff(args.a, args.b, store=args.store, storage_options=_options(args.options)))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._meta import VERSION
+    from ._version import VERSION
 
     p = argparse.ArgumentParser(prog="hibernate", description="Save and restore Python sessions.")
     p.add_argument("--version", action="version", version=f"hibernate {VERSION}")

@@ -8,7 +8,8 @@ catch ``hibernate.HibernateError`` and nothing else::
     │   └── VersionError      written by a newer format version than this hibernate reads
     ├── IntegrityError        a chunk digest, manifest digest or signature does not match
     ├── UntrustedFileError    loading would unpickle data from a file the user has not trusted
-    └── StorageError          the bytes could not be read or written (wraps the OSError)
+    ├── StorageError          the bytes could not be read or written (wraps the OSError)
+    └── PlaceholderError      a restored Placeholder was used (it stands for what was not saved)
 
 Errors about one entry's data (a damaged blob, a value that fails to restore) are not
 raised: they are listed in ``LoadReport.failed`` and the other entries load.
@@ -20,6 +21,7 @@ __all__ = [
     "FormatError",
     "HibernateError",
     "IntegrityError",
+    "PlaceholderError",
     "StorageError",
     "UntrustedFileError",
     "VersionError",
@@ -55,3 +57,10 @@ class UntrustedFileError(HibernateError):
 
 class StorageError(HibernateError):
     """The bytes could not be read or written; ``__cause__`` is the underlying OSError."""
+
+
+class PlaceholderError(HibernateError, AttributeError):
+    """A ``hibernate.Placeholder`` was used: it stands in a restored group for an object
+    that could not be saved, and every use of it raises this with the reason. (It is an
+    ``AttributeError`` too, so ``hasattr`` and display hooks that probe attributes see
+    "no such attribute" instead of failing.)"""

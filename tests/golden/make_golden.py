@@ -1,11 +1,20 @@
-"""Make the golden file of a format version: `python tests/golden/make_golden.py`.
+"""Make the golden files of a format version: `python tests/golden/make_golden.py 2`.
 
-The file is committed; tests/test_golden.py checks that every later hibernate still reads it.
-Run this only when a new format version is introduced (then commit v<N>.hib beside v1.hib).
+They are committed; tests/test_golden.py checks that every later hibernate still reads them.
+Run this only when a new format version is introduced (then commit what it wrote beside the
+older versions' files). What each version wrote:
+
+- ``1``: ``v1.hib`` (numpy, pickle by value and by reference, shared identity, zstd);
+  ``v1-store/`` was made by hibernate 0.1.0 itself with ``make_v1_store.py``.
+- ``2``: ``v2.hib`` (every serializer: numpy, pandas, Arrow, polars, pickle; a placeholder;
+  zstd-compressed; signed with the golden key) and ``v2-store/`` (a checkpoint store of two
+  checkpoints, the second compressed).
 """
 
 import os
+import shutil
 import sys
+import threading
 
 os.environ["HIBERNATE_KEY"] = "hibernate-golden-key"
 
@@ -44,7 +53,44 @@ def build() -> dict:
     return ns
 
 
+def build_v2() -> dict:
+    """v1's session, plus a value of every native serializer and a placeholder."""
+    import pandas as pd
+    import polars as pl
+    import pyarrow as pa
+
+    ns = build()
+    ns.update({
+        "frame": pd.DataFrame({"n": [1, 2, 3], "s": ["a", None, "c"],
+                               "c": pd.Categorical(["x", "y", "x"])},
+                              index=pd.Index([10, 20, 30], name="id")),
+        "series": pd.Series([1.5, None, 3.0], name="f"),
+        "table": pa.table({"a": [1, 2, 3], "b": ["x", "y", None]}),
+        "pframe": pl.DataFrame({"a": [1, 2], "b": ["u", "v"]}),
+        "pair": [ns["shared"], threading.Lock()],  # the lock becomes a placeholder
+    })
+    return ns
+
+
+def make_v2() -> None:
+    hibernate.save(os.path.join(HERE, "v2.hib"), build_v2(), compression="fast")
+    store = os.path.join(HERE, "v2-store")
+    shutil.rmtree(store, ignore_errors=True)
+    ns = build()
+    del ns["compressible"], ns["ints"]
+    ns["arr"] = __import__("numpy").arange(20_000, dtype="int64")
+    hibernate.checkpoint(store, ns, message="first")
+    ns["arr"][:10] = -1
+    ns["data"] = {"k": "second"}
+    hibernate.checkpoint(store, ns, message="second", compression="fast")
+
+
 if __name__ == "__main__":
-    version = sys.argv[1] if len(sys.argv) > 1 else "1"
-    hibernate.save(os.path.join(HERE, f"v{version}.hib"), build(), compression="fast")
-    print(f"wrote v{version}.hib")
+    version = sys.argv[1] if len(sys.argv) > 1 else "2"
+    if version == "1":
+        hibernate.save(os.path.join(HERE, "v1.hib"), build(), compression="fast")
+    elif version == "2":
+        make_v2()
+    else:
+        sys.exit(f"no golden files for format version {version}")
+    print(f"wrote the golden files of format version {version}")

@@ -9,6 +9,9 @@
 - Closure cells are saved as objects, so closures that shared a cell still share it.
 - Classes and functions that are not importable are saved by value by cloudpickle.
 - Open files are refused (cloudpickle would save a copy of their contents).
+- The caller may refuse more (``bound_namespace(refuse=...)``: the session refuses IPython
+  machinery) and may ask for a salvage (``salvage``): then every object that cannot be
+  pickled is written as a ``hibernate.Placeholder`` naming it, and listed.
 
 Non-goals: making unpicklable objects (generators, sockets, locks) picklable.
 """
@@ -21,16 +24,16 @@ import importlib
 import io
 import pickle
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
-from .._select import is_machinery
+from .._placeholder import Placeholder
 from ._base import Buffer, Dumped, StreamingSerializer
 
-__all__ = ["MachineryError", "PickleSerializer", "bound_namespace"]
+__all__ = ["MachineryError", "PickleSerializer", "bound_namespace", "salvage"]
 
 
 class MachineryError(TypeError):
@@ -43,21 +46,62 @@ OUT_OF_BAND_MIN = 64 << 10
 _namespace: ContextVar[dict[str, Any] | None] = ContextVar("hibernate_namespace", default=None)
 # Classes restored by value in one load, by cloudpickle's tracker id (see _make_class).
 _classes: ContextVar[dict[str, Any] | None] = ContextVar("hibernate_classes", default=None)
+# What the caller refuses to save: obj -> a reason (raised as MachineryError), or None.
+Refuse = Callable[[object], "str | None"]
+_refuse: ContextVar[Refuse | None] = ContextVar("hibernate_refuse", default=None)
+# While salvaging: what was replaced by placeholders, as (id, type name, reason).
+_salvaged: ContextVar[list[tuple[int, str, str]] | None] = ContextVar("hibernate_salvage",
+                                                                       default=None)
 
 
 @contextlib.contextmanager
-def bound_namespace(ns: dict[str, Any], classes: dict[str, Any] | None = None
-                    ) -> Iterator[None]:
+def bound_namespace(ns: dict[str, Any], classes: dict[str, Any] | None = None,
+                    refuse: Refuse | None = None) -> Iterator[None]:
     """While active, functions whose globals are ``ns`` are saved without their globals, and
     restored functions get ``ns`` as their globals. ``classes`` is one load's registry of
-    classes restored by value: within it a class is made once, whatever group names it."""
+    classes restored by value: within it a class is made once, whatever group names it.
+    ``refuse``: objects for which it returns a reason are never saved (MachineryError)."""
     token = _namespace.set(ns)
     token2 = _classes.set(classes)
+    token3 = _refuse.set(refuse)
     try:
         yield
     finally:
         _namespace.reset(token)
         _classes.reset(token2)
+        _refuse.reset(token3)
+
+
+@contextlib.contextmanager
+def salvage() -> Iterator[list[tuple[int, str, str]]]:
+    """While active, objects that cannot be pickled become Placeholders; the list yielded
+    collects (id, type name, reason) of each one replaced."""
+    found: list[tuple[int, str, str]] = []
+    token = _salvaged.set(found)
+    try:
+        yield found
+    finally:
+        _salvaged.reset(token)
+
+
+def _type_name(obj: object) -> str:
+    t = type(obj)
+    module = getattr(t, "__module__", None)
+    name = getattr(t, "__qualname__", None) or getattr(t, "__name__", "?")
+    return str(name) if module in ("builtins", None) else f"{module}.{name}"
+
+
+def _unpicklable(obj: object) -> str | None:
+    """Why ``obj`` cannot be reduced (its own ``__reduce_ex__`` fails), or None."""
+    if isinstance(obj, _FILE_TYPES):
+        return f"an open file ({getattr(obj, 'name', '?')!r}): reopen it after loading"
+    if isinstance(obj, (type, types.FunctionType, types.ModuleType)):
+        return None
+    try:
+        obj.__reduce_ex__(PROTOCOL)
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 # ---- reconstructors (importable, so that pickles can name them) -------------------------
@@ -188,13 +232,19 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
             return _function_reduce(obj)  # type: ignore[arg-type]
         if t is types.CellType:
             return _cell_reduce(obj)  # type: ignore[arg-type]
+        refuse = _refuse.get()
+        why = refuse(obj) if refuse is not None and not isinstance(obj, type) else None
+        if why:
+            raise MachineryError(why)
+        salvaged = _salvaged.get()
+        if salvaged is not None and t is not Placeholder:
+            lost = _unpicklable(obj)
+            if lost is not None:
+                salvaged.append((id(obj), _type_name(obj), lost))
+                return (Placeholder, (_type_name(obj), lost))
         if isinstance(obj, _FILE_TYPES):
             raise TypeError(f"cannot save an open file ({getattr(obj, 'name', '?')!r}): "
                             "reopen it after loading")
-        if is_machinery(obj) and not isinstance(obj, type):
-            raise MachineryError(f"holds IPython/Jupyter machinery "
-                                 f"({type(obj).__module__}.{type(obj).__qualname__}), "
-                                 "which is never saved")
         if id(obj) in _SENTINELS:
             return (_import_attr, _SENTINELS[id(obj)])
         rv = super().reducer_override(obj)

@@ -7,8 +7,9 @@ from typing import Any
 
 from ._base import ReadHandle, Store, WriteHandle
 from ._local import LocalStore
+from ._memory import MemoryStore
 
-__all__ = ["LocalStore", "ReadHandle", "Store", "WriteHandle", "resolve"]
+__all__ = ["LocalStore", "MemoryStore", "ReadHandle", "Store", "WriteHandle", "resolve"]
 
 
 def resolve(path: str | os.PathLike[str], storage_options: dict[str, Any] | None = None

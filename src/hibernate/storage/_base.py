@@ -4,7 +4,14 @@ A store is a flat namespace of keys holding immutable byte strings. Reading is b
 a pinned handle (the version that was opened stays the version that is read); writing goes
 through an atomic writer that either commits a complete object or leaves nothing.
 
-Non-goals: directories, appends, in-place updates, locking.
+A store says what it can do through flags, never through stubs that raise:
+``atomic_create`` (``create`` is a conditional put: of two racing writers exactly one
+wins), ``WriteHandle.can_truncate`` (a write in progress can be cut back, so a failed value
+leaves no dead bytes), ``ReadHandle.concurrent`` (ranged reads may run in parallel).
+Every failure of the backend is a ``StorageError``.
+
+Non-goals: directories, appends, in-place updates, locking (checkpoints build a lock on
+``create``).
 """
 
 from __future__ import annotations
@@ -44,7 +51,10 @@ class ReadHandle(ABC):
 
 
 class WriteHandle(ABC):
-    """A sequential writer whose object appears only on ``commit()``."""
+    """A sequential writer whose object appears only on ``commit()``. Where
+    ``can_truncate`` is true, ``truncate(size)`` cuts what was written back to ``size``."""
+
+    can_truncate: bool = False
 
     @abstractmethod
     def write(self, data: bytes | memoryview) -> None: ...
@@ -60,6 +70,8 @@ class WriteHandle(ABC):
 
 class Store(ABC):
     """Where bytes live: ranged reads, atomic writes, exists, delete, list."""
+
+    atomic_create: bool = False
 
     @abstractmethod
     def open_read(self, key: str) -> ReadHandle: ...
@@ -81,3 +93,21 @@ class Store(ABC):
         with self.open_read(key) as h:
             stop = h.size if end is None else min(end, h.size)
             return h.read(start, max(0, stop - start))
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        """Write a whole object atomically (a convenience over ``open_write``)."""
+        out = self.open_write(key)
+        try:
+            out.write(data)
+            out.commit()
+        except BaseException:
+            out.discard()
+            raise
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist; False if it did. Atomic where
+        ``atomic_create`` is true; elsewhere a check then a put (a race can lose)."""
+        if self.exists(key):
+            return False
+        self.put(key, data)
+        return True

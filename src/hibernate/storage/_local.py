@@ -87,6 +87,8 @@ class LocalWriteHandle(WriteHandle):
     """Writes go through ``os.write`` on a raw descriptor: every write, fsync and rename is
     one system call whose failure fails the save (a failed fsync is never retried)."""
 
+    can_truncate = True
+
     def __init__(self, path: str) -> None:
         self.path = path
         d, name = os.path.split(os.path.abspath(path))
@@ -106,6 +108,13 @@ class LocalWriteHandle(WriteHandle):
                 view = view[os.write(self._fd, view):]
         except OSError as e:
             raise StorageError(f"cannot write {self.tmp}: {e.strerror or e}") from e
+
+    def truncate(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+            os.lseek(self._fd, size, os.SEEK_SET)
+        except OSError as e:
+            raise StorageError(f"cannot truncate {self.tmp}: {e.strerror or e}") from e
 
     def commit(self) -> None:
         try:
@@ -157,6 +166,8 @@ def _remove_stale_temps(directory: str, name: str) -> None:
 class LocalStore(Store):
     """Files below a root directory; keys are relative paths."""
 
+    atomic_create = True
+
     def __init__(self, root: str = ".") -> None:
         self.root = root
 
@@ -172,6 +183,22 @@ class LocalStore(Store):
     def exists(self, key: str) -> bool:
         return os.path.exists(self._path(key))
 
+    def create(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            raise StorageError(f"cannot create {key}: {e.strerror or e}") from e
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise StorageError(f"cannot write {key}: {e.strerror or e}") from e
+        return True
+
     def delete(self, key: str) -> None:
         try:
             os.unlink(self._path(key))
@@ -181,7 +208,8 @@ class LocalStore(Store):
             raise StorageError(f"cannot delete {key}: {e.strerror or e}") from e
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        for dirpath, _, files in os.walk(self.root):
+        top = os.path.join(self.root, os.path.dirname(prefix))  # walk only below the prefix
+        for dirpath, _, files in os.walk(top):
             for f in files:
                 key = os.path.relpath(os.path.join(dirpath, f), self.root)
                 if key.startswith(prefix) and not f.endswith(TMP_SUFFIX):

@@ -149,17 +149,47 @@ class FsspecStore(Store):
         return FsspecWriteHandle(self.fs, self._path(key))
 
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self._path(key)))
+        try:
+            return bool(self.fs.exists(self._path(key)))
+        except Exception as e:
+            raise _wrap(f"cannot look up {key}", e) from e
+
+    @property
+    def atomic_create(self) -> bool:  # type: ignore[override]
+        """Object stores with a conditional put (``If-None-Match``) through fsspec's "xb"."""
+        return bool(_protocols(self.fs) & {"s3", "s3a", "gs", "gcs"})
+
+    def create(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        try:
+            with self.fs.open(path, "xb") as f:  # a conditional put where the store has one
+                f.write(data)
+            return True
+        except FileExistsError:
+            return False
+        except (ValueError, NotImplementedError, TypeError):
+            pass  # no exclusive mode here: check, then put
+        except Exception as e:
+            raise _wrap(f"cannot create {key}", e) from e
+        return super().create(key, data)
 
     def delete(self, key: str) -> None:
         try:
             self.fs.rm(self._path(key))
         except FileNotFoundError:
             pass
+        except Exception as e:
+            raise _wrap(f"cannot delete {key}", e) from e
 
     def list(self, prefix: str = "") -> Iterator[str]:
         base = self._path("")
-        for p in self.fs.find(base):
+        try:
+            found = self.fs.find(posixpath.join(base, posixpath.dirname(prefix)))
+        except FileNotFoundError:
+            return
+        except Exception as e:
+            raise _wrap(f"cannot list {prefix or 'the store'}", e) from e
+        for p in found:
             key = posixpath.relpath(p, base.rstrip("/") or "/")
             if key.startswith(prefix) and not key.endswith(".hib-tmp"):
                 yield key

@@ -1,0 +1,143 @@
+"""A checkpoint store as a ChunkSink and a ChunkSource: content-addressed chunk objects.
+
+Each chunk is one object named by the digest of its raw bytes; its codec is in the name::
+
+    chunks/ab/cdef...        a raw chunk (BLAKE3 of its bytes)
+    chunks/ab/cdef....zst    a zstd-compressed chunk
+    objects/ab/cdef...       a raw chunk of a format-v1 store (SHA-256), read only
+
+A chunk is written only if the store has no chunk with that digest in any codec, so the same
+data is stored once however it was compressed; the chunks already there are listed once per
+checkpoint. Uploads run in a few threads (object stores answer slowly, in parallel);
+``rewind`` deletes what this sink wrote since a mark, so a value that fails leaves nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from ..errors import IntegrityError, StorageError
+from ..format import Blob, Chunk
+from ..storage import Store
+
+__all__ = ["StoreSink", "StoreSource", "chunk_key", "legacy_key", "parse_chunk_key"]
+
+SUFFIX = {"raw": "", "zstd": ".zst"}
+UPLOADS = 4  # objects written at once
+IN_FLIGHT = 8  # chunks queued for upload before the writer waits
+
+
+def chunk_key(digest: str, codec: str) -> str:
+    return f"chunks/{digest[:2]}/{digest[2:]}{SUFFIX[codec]}"
+
+
+def legacy_key(digest: str) -> str:
+    return f"objects/{digest[:2]}/{digest[2:]}"
+
+
+def parse_chunk_key(key: str) -> tuple[str, str] | None:
+    """(digest, codec) of a ``chunks/`` key, or None for anything else."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != "chunks":
+        return None
+    name, codec = parts[2], "raw"
+    if name.endswith(".zst"):
+        name, codec = name[:-4], "zstd"
+    digest = parts[1] + name
+    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        return None
+    return digest, codec
+
+
+class StoreSink:
+    """Chunks written as objects of ``store`` (call ``flush`` before publishing anything
+    that refers to them)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._known: dict[str, str] = {}  # digest -> codec of the object the store has
+        for key in store.list("chunks/"):
+            parsed = parse_chunk_key(key)
+            if parsed is not None:
+                self._known.setdefault(*parsed)
+        self._written: list[str] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(UPLOADS, thread_name_prefix="hibernate-upload")
+        self._pending: deque[Future[None]] = deque()
+        self.bytes_written = 0
+
+    def known(self, digest: str, raw: int) -> Chunk | None:
+        codec = self._known.get(digest)
+        return None if codec is None else Chunk(0, raw, 0, codec, digest)
+
+    def put(self, digest: str, raw: int, stored: bytes | memoryview, codec: str) -> Chunk:
+        key = chunk_key(digest, codec)
+        with self._lock:
+            self._known[digest] = codec
+            self._written.append(key)
+            self.bytes_written += len(stored)
+        self._pending.append(self._pool.submit(self._store.put, key, stored))
+        while len(self._pending) > IN_FLIGHT:
+            self._pending.popleft().result()
+        return Chunk(0, raw, len(stored), codec, digest)
+
+    def flush(self) -> None:
+        """Wait for every upload; the first failure is raised (a StorageError)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def mark(self) -> int:
+        return len(self._written)
+
+    def rewind(self, mark: int) -> None:
+        self.flush()
+        with self._lock:
+            gone, self._written = self._written[mark:], self._written[:mark]
+        for key in gone:
+            self._store.delete(key)
+            parsed = parse_chunk_key(key)
+            if parsed is not None:
+                self._known.pop(parsed[0], None)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+class StoreSource:
+    """Chunks fetched from their objects (in parallel threads by the reader)."""
+
+    concurrent = True
+    can_map = False
+
+    def __init__(self, store: Store, legacy: bool = False) -> None:
+        self._store = store
+        self._legacy = legacy
+        self.bytes_read = 0
+
+    def key(self, chunk: Chunk) -> str:
+        return legacy_key(chunk.digest) if self._legacy else chunk_key(chunk.digest,
+                                                                       chunk.codec)
+
+    def read_chunk(self, chunk: Chunk) -> bytes:
+        key = self.key(chunk)
+        try:
+            data = self._store.get(key)
+        except StorageError as e:
+            raise IntegrityError(f"chunk {chunk.digest[:12]} is missing from the store: {e}"
+                                 ) from None
+        self.bytes_read += len(data)
+        return data
+
+    def read_raw_into(self, chunk: Chunk, out: memoryview) -> None:
+        data = self.read_chunk(chunk)
+        if len(data) != len(out):
+            raise IntegrityError(f"chunk {chunk.digest[:12]} has the wrong length")
+        out[:] = data
+
+    def map_blob(self, blob: Blob) -> memoryview | None:
+        return None

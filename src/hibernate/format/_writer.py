@@ -1,0 +1,176 @@
+"""The one chunk writer: every blob of every file and checkpoint is cut, digested,
+compressed and placed here.
+
+A blob (a pickle stream or an out-of-band buffer) becomes chunks of at most ``CHUNK_SIZE``
+raw bytes. Each chunk's digest (of its raw bytes) and its compression run in pool threads,
+a bounded window ahead of the sequential placement, so the caller's thread keeps pickling.
+Where the bytes go is a ``ChunkSink``: a ``.hib`` file (chunks at offsets, in order) or a
+checkpoint store (chunks as content-addressed objects, written once). A sink that already
+holds a chunk's content says so (``known``), and the chunk is neither compressed nor
+written again: that is all deduplication is.
+
+Non-goals: what the blobs mean (see session/), the file's header and trailer (_file.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from ._codecs import Codec
+from ._digests import Hash, default_digest, digest_function, later
+from ._manifest import Blob, Chunk
+
+__all__ = ["CHUNK_SIZE", "RAW", "BlobStream", "ChunkSink", "ChunkWriter"]
+
+CHUNK_SIZE = 4 << 20
+RAW = Codec("raw")
+WINDOW = 4  # chunks digested/compressed ahead of the one being placed
+
+
+class ChunkSink(Protocol):
+    """Where chunks go. ``put`` places one encoded chunk and returns its record; ``known``
+    returns the record of a chunk with that digest already held (or None); ``mark`` and
+    ``rewind`` forget what was put since a mark (a failed value leaves nothing behind where
+    the sink can take bytes back)."""
+
+    def put(self, digest: str, raw: int, stored: bytes | memoryview, codec: str) -> Chunk: ...
+    def known(self, digest: str, raw: int) -> Chunk | None: ...
+    def mark(self) -> Any: ...
+    def rewind(self, mark: Any) -> None: ...
+
+
+Encoded = tuple[str, "bytes | memoryview | None"]  # digest, stored bytes (None: known)
+
+
+class ChunkWriter:
+    """Blobs by index over a ChunkSink: ``add_blob`` for a buffer in memory, ``open_stream``
+    for one produced piece by piece. ``blobs`` is the list a manifest records."""
+
+    def __init__(self, sink: ChunkSink, codec: Codec = RAW, digest: str | None = None,
+                 chunk_size: int = CHUNK_SIZE,
+                 on_bytes: Callable[[int], None] | None = None) -> None:
+        self.sink = sink
+        self.digest = digest or default_digest()
+        self._hash: Hash = digest_function(self.digest)
+        self._codec = codec
+        self._chunk_size = chunk_size
+        self._on_bytes = on_bytes
+        self._blobs: list[Blob | None] = []  # None: reserved by an open stream
+        self.codecs_used: set[str] = set()
+
+    # ---- encoding and placing -------------------------------------------------------
+
+    def _encode(self, piece: memoryview) -> Encoded:
+        digest = self._hash(piece)
+        if self.sink.known(digest, len(piece)) is not None:
+            return digest, None
+        return digest, self._codec.compress(piece)
+
+    def _place(self, piece: memoryview, encoded: Encoded) -> Chunk:
+        digest, stored = encoded
+        chunk = self.sink.known(digest, len(piece)) if stored is None else None
+        if chunk is None:
+            if stored is None:  # known when encoded, gone since (a rewind): encode again
+                stored = self._codec.compress(piece)
+            codec = self._codec.name if len(stored) < len(piece) else "raw"
+            chunk = self.sink.put(digest, len(piece), stored if codec != "raw" else piece,
+                                  codec)
+        if chunk.codec != "raw":
+            self.codecs_used.add(chunk.codec)
+        if self._on_bytes is not None:
+            self._on_bytes(len(piece))
+        return chunk
+
+    def _pieces(self, view: memoryview) -> list[memoryview]:
+        size = self._chunk_size
+        return [view[i:i + size] for i in range(0, max(len(view), 1), size)]
+
+    def place_all(self, pieces: list[memoryview]) -> list[Chunk]:
+        """Encode ``pieces`` in pool threads (a window ahead) and place them in order."""
+        jobs: list[Future[Encoded] | None] = [later(self._encode, p) for p in pieces[:WINDOW]]
+        chunks = []
+        for i, piece in enumerate(pieces):
+            if i + WINDOW < len(pieces):
+                jobs.append(later(self._encode, pieces[i + WINDOW]))
+            job = jobs[i]
+            assert job is not None
+            jobs[i] = None  # let the compressed bytes go once placed
+            chunks.append(self._place(piece, job.result()))
+        return chunks
+
+    # ---- blobs ------------------------------------------------------------------------
+
+    def add_blob(self, data: bytes | bytearray | memoryview) -> int:
+        """Write one buffer as chunks; return its index."""
+        chunks = self.place_all(self._pieces(memoryview(data).cast("B")))
+        self._blobs.append(Blob(tuple(chunks)))
+        return len(self._blobs) - 1
+
+    def add_chunks(self, chunks: list[Chunk]) -> int:
+        """A blob made of chunks the sink already holds (reused from an earlier manifest)."""
+        self._blobs.append(Blob(tuple(chunks)))
+        return len(self._blobs) - 1
+
+    def open_stream(self) -> BlobStream:
+        """A blob written as it is produced (a pickle stream), in bounded chunks; other blobs
+        may be added while it is open. Its index is reserved now and filled by ``close``."""
+        self._blobs.append(None)
+        return BlobStream(self, len(self._blobs) - 1)
+
+    @property
+    def blobs(self) -> tuple[Blob, ...]:
+        assert all(b is not None for b in self._blobs), "a blob stream was left open"
+        return tuple(b for b in self._blobs if b is not None)
+
+    def length(self, index: int) -> int:
+        blob = self._blobs[index]
+        return 0 if blob is None else blob.length
+
+    def mark(self) -> tuple[int, Any]:
+        return len(self._blobs), self.sink.mark()
+
+    def rollback(self, mark: tuple[int, Any]) -> None:
+        """Forget the blobs added since ``mark`` and take their bytes back from the sink."""
+        del self._blobs[mark[0]:]
+        self.sink.rewind(mark[1])
+
+
+class BlobStream:
+    """A file-like sink for one blob: whole chunks are placed straight from the caller's
+    memory (a large Arrow buffer is never copied); only a partial chunk is buffered."""
+
+    def __init__(self, writer: ChunkWriter, index: int) -> None:
+        self._writer, self.index = writer, index
+        self._buf = bytearray()
+        self._chunks: list[Chunk] = []
+
+    def _emit(self, piece: memoryview) -> None:
+        self._chunks.extend(self._writer.place_all([piece]))
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        size = self._writer._chunk_size
+        pos = 0
+        if self._buf:
+            pos = min(size - len(self._buf), len(view))
+            self._buf += view[:pos]
+            if len(self._buf) < size:
+                return len(view)
+            self._emit(memoryview(self._buf))
+            self._buf = bytearray()
+        if len(view) - pos >= size:
+            whole = (len(view) - pos) // size * size
+            self._chunks.extend(self._writer.place_all(
+                self._writer._pieces(view[pos:pos + whole])))
+            pos += whole
+        self._buf += view[pos:]
+        return len(view)
+
+    def close(self) -> int:
+        if self._buf or not self._chunks:
+            self._emit(memoryview(self._buf))
+            self._buf = bytearray()
+        self._writer._blobs[self.index] = Blob(tuple(self._chunks))
+        return self.index

@@ -1,0 +1,240 @@
+"""Restore entries from a checked manifest: select, check trust, deserialize, stage.
+
+Nothing is bound here: values go into a staging dict, and the caller binds them all at
+once, so an interrupted load leaves the target namespace as it was. A damaged blob or a
+value that fails to restore fails only its own group's entries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import time
+import types
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .. import serializers
+from .._progress import Progress
+from .._reports import LoadReport
+from ..errors import UntrustedFileError
+from ..format import BlobReader, ChunkSource, Prefetcher, Skip, SkipCode
+from ..format._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, Manifest
+from ..serializers._pickle import bound_namespace
+from ..trust import is_trusted_manifest
+from ..trust._restricted import RefusedGlobal, restricted_loads
+from ._naming import Selector, ipython_hidden, ipython_internal, is_dunder, is_plain_name
+
+__all__ = ["NeedsCode", "Restorer", "check_trust", "needs_code", "restore", "restore_from",
+           "select_entries"]
+
+
+class NeedsCode(Exception):
+    """A data-only restore met an entry that needs code from the file (not an error: the
+    entry is reported as untrusted and skipped)."""
+
+_MISSING = object()
+
+
+def select_entries(manifest: Manifest, select: Selector,
+                   protected: frozenset[str] | None = None
+                   ) -> tuple[list[Entry], dict[str, Skip]]:
+    """The entries to restore, and why the others are not. ``protected``: names the
+    target IPython shell keeps for itself (never overwritten)."""
+    chosen, skipped = [], {}
+    for e in manifest.entries:
+        if protected is not None and (e.name in protected or ipython_internal(e.name)):
+            if e.kind != SKIPPED:
+                skipped[e.name] = Skip(SkipCode.IPYTHON_INTERNAL, "the live shell's own name: kept")
+        elif e.kind == SKIPPED:
+            if e.skip is not None and e.skip.code not in (SkipCode.DUNDER, SkipCode.EXCLUDED):
+                skipped[e.name] = Skip(SkipCode.NOT_SAVED, f"{e.skip.code}: {e.skip.message}")
+        elif not select(e.name):
+            skipped[e.name] = Skip(SkipCode.NOT_SELECTED, "not selected by include/exclude")
+        elif not is_plain_name(e.name) and not select.explicitly_included(e.name):
+            skipped[e.name] = Skip(SkipCode.UNSAFE_NAME,
+                                   "not an identifier, a dunder or a builtin's "
+                                   "name: include it by name to bind it")
+        else:
+            chosen.append(e)
+    return chosen, skipped
+
+
+def needs_code(entry: Entry, manifest: Manifest) -> bool:
+    """Restoring this entry could run code from the file: unpickling, or importing a module
+    that is not imported yet. Natively stored data (e.g. numpy arrays) needs none."""
+    if entry.kind == VALUE:
+        group = next((g for g in manifest.groups if g.id == entry.group), None)
+        return group is None or group.serializer.name not in serializers.CODE_FREE
+    return entry.kind in (MODULE, IMPORT) and entry.module not in sys.modules
+
+
+def check_trust(entries: Iterable[Entry], manifest: Manifest, trusted: bool, path: str) -> None:
+    """Raise UntrustedFileError, before anything is restored, if an untrusted file's
+    selected entries need code."""
+    if trusted:
+        return
+    names = tuple(e.name for e in entries if needs_code(e, manifest))
+    if names:
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10
+                                          else "")
+        raise UntrustedFileError(
+            f"{path} is not signed with your key, and loading {shown} would run code from it "
+            "(unpickling or importing). If you trust whoever made the file, load it with "
+            "trust=True, or add it to your trust list with `hibernate trust FILE` (which "
+            "first shows what it would import and call); data_only=True loads only the "
+            "entries that need no code.", names)
+
+
+def import_object(module: str, qualname: str | None) -> object:
+    obj: object = importlib.import_module(module)
+    for part in (qualname or "").split(".") if qualname else ():
+        obj = getattr(obj, part, _MISSING)
+        if obj is _MISSING:
+            raise AttributeError(f"module {module!r} has no attribute {qualname!r}")
+    return obj
+
+
+def static_reference(entry: Entry) -> object:
+    """A module or import reference resolved without running any code: the module must be
+    imported already, and each attribute must be in a module's or class's own namespace
+    (no ``__getattr__``, no properties, no lazy imports)."""
+    module = sys.modules.get(entry.module or "")
+    if module is None:
+        raise NeedsCode(f"would import {entry.module}, which is not imported yet")
+    obj: object = module
+    for part in (entry.qualname or "").split(".") if entry.kind == IMPORT else ():
+        if not issubclass(type(obj), (types.ModuleType, type)):
+            raise NeedsCode(f"{entry.module}.{entry.qualname} is not a plain attribute")
+        try:
+            obj = inspect.getattr_static(obj, part)
+        except AttributeError:
+            raise NeedsCode(f"{entry.module}.{entry.qualname} is not defined without running "
+                            "code") from None
+    if hasattr(type(obj), "__get__") and not issubclass(
+            type(obj), (types.FunctionType, types.BuiltinFunctionType, type)):
+        raise NeedsCode(f"{entry.module}.{entry.qualname} is a descriptor")
+    return obj
+
+
+class Restorer:
+    """Turns entries into values; caches groups so identity holds within one Restorer."""
+
+    def __init__(self, manifest: Manifest,
+                 read_blob: Callable[[int], bytearray | memoryview],
+                 target_globals: dict[str, Any], restricted: bool = False) -> None:
+        """``restricted``: run no code from the file; entries that would need some raise
+        NeedsCode."""
+        self._restricted = restricted
+        self._groups = {g.id: g for g in manifest.groups}
+        self._read_blob = read_blob
+        self._globals = target_globals
+        self._cache: dict[int, dict[str, object] | Exception] = {}
+        self._classes: dict[str, Any] = {}  # classes restored by value, made once per load
+
+    def value(self, entry: Entry) -> object:
+        """The restored value of one entry (raises on failure)."""
+        if entry.kind in (MODULE, IMPORT) and self._restricted:
+            return static_reference(entry)
+        if entry.kind == MODULE:
+            return importlib.import_module(entry.module or "")
+        if entry.kind == IMPORT:
+            return import_object(entry.module or "", entry.qualname)
+        if entry.group is None or entry.group not in self._groups:
+            raise ValueError(f"entry {entry.name!r} has no data")
+        values = self.group(self._groups[entry.group])
+        return values[entry.name]
+
+    def group(self, g: Group) -> dict[str, object]:
+        """The group's values; a failure is remembered and raised again for each entry."""
+        if g.id not in self._cache:
+            try:
+                self._cache[g.id] = self._load_group(g)
+            except Exception as e:
+                self._cache[g.id] = e
+        result = self._cache[g.id]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _load_group(self, g: Group) -> dict[str, object]:
+        try:
+            ser = serializers.get(g.serializer.name)
+        except KeyError:
+            raise ValueError(f"unknown serializer {g.serializer.name!r}; a newer hibernate "
+                             "may read it") from None
+        if g.serializer.version > ser.version:
+            raise ValueError(f"serializer {ser.name} version {g.serializer.version} is newer "
+                             f"than this hibernate's ({ser.version})")
+        if self._restricted and ser.name not in serializers.CODE_FREE and ser.name != "pickle":
+            raise NeedsCode(f"stored by the {ser.name} serializer, which runs code")
+        buffers = [self._read_blob(b) for b in g.blobs]
+        if self._restricted and ser.name == "pickle":
+            try:
+                obj = restricted_loads(buffers[0], buffers[1:])
+            except RefusedGlobal as e:
+                raise NeedsCode(str(e)) from None
+        else:
+            with bound_namespace(self._globals, self._classes):
+                obj = ser.load(dict(g.meta), buffers)
+        if not g.meta.get("multi"):
+            return {g.names[0]: obj}
+        if not isinstance(obj, tuple) or len(obj) != len(g.names):
+            raise ValueError("a group's data does not match its names")
+        return dict(zip(g.names, obj))
+
+
+def describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, Any],
+            select: Selector, trusted: bool, data_only: bool, where: str, start: float,
+            keep: frozenset[str] = frozenset()) -> LoadReport:
+    """Restore a checked manifest's selected entries into ``ns`` (bound all at once at the
+    end). ``keep``: names whose live values are left in place (reported as kept)."""
+    chosen, skipped = select_entries(manifest, select, ipython_hidden(ns))
+    chosen = [e for e in chosen if e.name not in keep]
+    if not data_only:
+        check_trust(chosen, manifest, trusted, where)
+    groups = {g.id: g for g in manifest.groups}
+    order = [b for e in chosen if e.group in groups for b in groups[e.group].blobs]
+    staging: dict[str, object] = {}
+    failed: dict[str, str] = {}
+    with Prefetcher(read_blob, order, [b.length for b in manifest.blobs]) as fetch:
+        restorer = Restorer(manifest, fetch, ns, restricted=data_only or not trusted)
+        for entry in chosen:
+            try:
+                staging[entry.name] = restorer.value(entry)
+            except NeedsCode as e:
+                skipped[entry.name] = Skip(SkipCode.UNTRUSTED,
+                                           f"{e}; load with trust=True to restore")
+            except Exception as e:  # one entry fails; the others load
+                failed[entry.name] = describe(e)
+            except BaseException as e:  # a native decoder's panic fails only its entry
+                if isinstance(e, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+                    raise
+                failed[entry.name] = describe(e)
+    overwritten = tuple(n for n in staging if n in ns)
+    in_file = {e.name for e in manifest.entries} - keep
+    kept = tuple(n for n in ns if n not in in_file and not is_dunder(n))
+    ns.update(staging)
+    return LoadReport(where, tuple(staging), failed, skipped, overwritten, kept,
+                      time.perf_counter() - start, manifest.signature, trusted)
+
+
+def restore_from(manifest: Manifest, source: ChunkSource, ns: dict[str, Any], *,
+                 select: Selector, trust: bool, data_only: bool, mmap: bool,
+                 progress: bool | None, where: str, start: float,
+                 keep: frozenset[str] = frozenset()) -> LoadReport:
+    """``load`` of a file and ``checkout`` of a checkpoint: one trust decision, one reader,
+    one progress line, one restore."""
+    trusted = is_trusted_manifest(manifest, trust)
+    bar = Progress("loading", sum(b.length for b in manifest.blobs), progress)
+    try:
+        reader = BlobReader(source, manifest.blobs, manifest.digest, mmap=mmap, on_bytes=bar)
+        return restore(manifest, reader.read, ns, select, trusted, data_only, where, start,
+                       keep)
+    finally:
+        bar.close()

@@ -1,0 +1,225 @@
+"""Keys and signatures: who wrote a file, and whether its bytes were changed since.
+
+A format-v2 file or checkpoint is signed with HMAC-SHA256 over the canonical form of its
+manifest (which holds every chunk digest; see ``format.canonical_bytes``). The MAC key and
+the key id are both derived from the user's key by scrypt (memory-hard; computed once per
+process), so neither is a fast offline test of a guessed key. Format v1 signed the header and
+the exact manifest bytes with the key itself and named it by a SHA-256 of it; those files
+still verify (``legacy=True``), and nothing new is signed that way.
+
+The key is ``HIBERNATE_KEY`` when set (services, CI, a team sharing a
+key), else a random 32-byte key made on first use in the user's config directory
+(``HIBERNATE_CONFIG_DIR`` overrides the directory). A key id stored beside the signature
+tells "signed with another key" apart from "tampered".
+
+Keys can be rotated: the old key is kept (``<config>/retired/``) so files it signed still
+verify. A file signed with someone else's key can be trusted by its manifest digest (the
+trust list ``<config>/trusted``), which works for read-only and remote files alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+
+from ..errors import HibernateError, IntegrityError, StorageError
+
+__all__ = ["Key", "Signature", "SignatureStatus", "add_trusted", "is_trusted", "rotate_key",
+           "seal", "user_key", "user_keys", "verify"]
+
+KEY_FILE = "key"
+RETIRED_DIR = "retired"
+TRUST_FILE = "trusted"
+KEY_ID_LEN = 16
+MAC_LEN = 32
+
+
+# scrypt's cost: 32 MiB and about 0.1 s per key and process, so a guess costs as much.
+KDF = {"n": 1 << 15, "r": 8, "p": 1, "maxmem": 64 << 20}
+KDF_SALT = b"hibernate signing key v2"
+_derived: dict[bytes, tuple[bytes, bytes]] = {}
+
+
+def _derive(secret: bytes) -> tuple[bytes, bytes]:
+    """(MAC key, key id) for a secret, derived once per process."""
+    if secret not in _derived:
+        out = hashlib.scrypt(secret, salt=KDF_SALT, dklen=32 + KEY_ID_LEN, **KDF)
+        _derived[secret] = (out[:32], out[32:])
+    return _derived[secret]
+
+
+@dataclass(frozen=True)
+class Key:
+    secret: bytes = b""
+
+    @property
+    def id(self) -> bytes:
+        return _derive(self.secret)[1]
+
+    def sign(self, data: bytes) -> bytes:
+        return hmac.new(_derive(self.secret)[0], data, hashlib.sha256).digest()
+
+    @property
+    def legacy_id(self) -> bytes:
+        """The key id format v1 recorded (a fast hash of the key: only for reading)."""
+        return hashlib.sha256(b"hibernate-key-id\0" + self.secret).digest()[:KEY_ID_LEN]
+
+    def legacy_sign(self, data: bytes) -> bytes:
+        return hmac.new(self.secret, data, hashlib.sha256).digest()
+
+
+def config_dir() -> str:
+    override = os.environ.get("HIBERNATE_CONFIG_DIR")
+    if override:
+        return override
+    import platformdirs
+
+    return platformdirs.user_config_dir("hibernate", appauthor=False)
+
+
+def user_key() -> Key:
+    """The user's signing key: ``HIBERNATE_KEY`` or the key file (created once, mode 0600)."""
+    env = os.environ.get("HIBERNATE_KEY")
+    if env:
+        return Key(env.encode("utf-8"))
+    path = os.path.join(config_dir(), KEY_FILE)
+    try:
+        with open(path, "rb") as f:
+            secret = f.read()
+    except FileNotFoundError:
+        secret = _create_key_file(path)
+    except OSError as e:
+        raise StorageError(f"cannot read the signing key {path}: {e}") from e
+    if len(secret) < 16:
+        raise HibernateError(f"the signing key {path} is too short; remove it to make a new one")
+    return Key(secret)
+
+
+def _create_key_file(path: str) -> bytes:
+    """Write a new key where no key is: a complete temp file is linked into place, so a
+    racing process either wins or reads the winner's complete key; never overwritten."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    secret = os.urandom(32)
+    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    except FileExistsError:  # another process made it first: use theirs
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(tmp)
+    return secret
+
+
+class Signature(str, Enum):
+    """A file's or checkpoint's signature, as checked against the user's keys."""
+
+    VALID = "valid"          # signed with one of the user's keys; the bytes are unchanged
+    FOREIGN = "foreign"      # signed with a key the user does not have
+    UNSIGNED = "unsigned"
+    UNCHECKED = "unchecked"  # read without keys (nothing was verified)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+SignatureStatus = Signature  # the name this module used before the enum
+
+
+def user_keys() -> list[Key]:
+    """The current key first, then retired ones (which still verify, never sign)."""
+    keys = [user_key()]
+    retired = os.path.join(config_dir(), RETIRED_DIR)
+    try:
+        names = sorted(os.listdir(retired))
+    except OSError:
+        return keys
+    for name in names:
+        try:
+            with open(os.path.join(retired, name), "rb") as f:
+                secret = f.read()
+        except OSError:
+            continue
+        if len(secret) >= 16:
+            keys.append(Key(secret))
+    return keys
+
+
+def rotate_key() -> Key:
+    """Retire the key file's key (kept for verification) and make a new one."""
+    if os.environ.get("HIBERNATE_KEY"):
+        raise HibernateError("HIBERNATE_KEY is set: rotate it where it is managed; to keep "
+                             "verifying old files, keep the old value in the key file's "
+                             "retired/ directory")
+    old = user_key()
+    path = os.path.join(config_dir(), KEY_FILE)
+    retired = os.path.join(config_dir(), RETIRED_DIR)
+    os.makedirs(retired, mode=0o700, exist_ok=True)
+    target = os.path.join(retired, old.id.hex() + ".key")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(old.secret)
+        f.flush()
+        os.fsync(f.fileno())
+    os.unlink(path)
+    return Key(_create_key_file(path))
+
+
+def _trust_path() -> str:
+    return os.path.join(config_dir(), TRUST_FILE)
+
+
+def is_trusted(manifest_digest: str) -> bool:
+    """True when the manifest digest (hex SHA-256) is on the user's trust list."""
+    try:
+        with open(_trust_path(), encoding="utf-8") as f:
+            return any(line.split(maxsplit=1)[:1] == [manifest_digest] for line in f)
+    except OSError:
+        return False
+
+
+def add_trusted(manifest_digest: str, note: str = "") -> None:
+    """Add a manifest digest to the trust list (appending one line; idempotent)."""
+    if is_trusted(manifest_digest):
+        return
+    os.makedirs(config_dir(), mode=0o700, exist_ok=True)
+    clean = " ".join(note.split())[:200]
+    fd = os.open(_trust_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(f"{manifest_digest}  {clean}\n")
+
+
+def verify(key_id: bytes, mac: bytes, signed_data: bytes, keys: list[Key],
+           legacy: bool = False) -> Signature:
+    """Check a signature; IntegrityError if it names one of the user's keys but the MAC
+    does not match (the bytes were changed after they were signed). ``legacy``: a format-v1
+    signature (key id and MAC from the raw key)."""
+    if key_id == bytes(KEY_ID_LEN) and mac == bytes(MAC_LEN):
+        return Signature.UNSIGNED
+    key = next((k for k in keys if hmac.compare_digest(
+        key_id, k.legacy_id if legacy else k.id)), None)
+    if key is None:
+        return Signature.FOREIGN
+    expected = key.legacy_sign(signed_data) if legacy else key.sign(signed_data)
+    if not hmac.compare_digest(mac, expected):
+        raise IntegrityError("the signature does not match the contents: they were "
+                             "changed after they were signed")
+    return Signature.VALID
+
+
+def seal(data: bytes) -> tuple[bytes, bytes]:
+    """(key id, MAC) of ``data`` under the user's key."""
+    key = user_key()
+    return key.id, key.sign(data)
