@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -57,3 +58,30 @@ def fresh(tmp_path: Path):  # type: ignore[no-untyped-def]
             return run_json(code, cwd=tmp_path, **kw)  # type: ignore[arg-type]
 
     return Fresh()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3():  # type: ignore[no-untyped-def]
+    """A real S3 endpoint: moto's server on 127.0.0.1 with a bucket "sessions";
+    yields its endpoint, a boto3 client and s3fs storage options."""
+    moto_server = pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    boto3 = pytest.importorskip("boto3")
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+             "region_name": "us-east-1"}
+    client = boto3.client("s3", endpoint_url=endpoint, **creds)
+    client.create_bucket(Bucket="sessions")
+    options = {"key": "testing", "secret": "testing", "default_block_size": 5 * 2**20,
+               "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+    yield {"endpoint": endpoint, "client": client, "options": options}
+    server.stop()

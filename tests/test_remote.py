@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -57,32 +56,7 @@ def test_memory_failed_save_publishes_nothing_and_keeps_the_old(monkeypatch) -> 
     assert fsspec.filesystem("memory").cat_file(url.removeprefix("memory://")) == before
 
 
-# ---- a real S3 endpoint -------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3():  # type: ignore[no-untyped-def]
-    moto_server = pytest.importorskip("moto.server")
-    pytest.importorskip("s3fs")
-    boto3 = pytest.importorskip("boto3")
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
-             "region_name": "us-east-1"}
-    client = boto3.client("s3", endpoint_url=endpoint, **creds)
-    client.create_bucket(Bucket="sessions")
-    options = {"key": "testing", "secret": "testing", "default_block_size": 5 * 2**20,
-               "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
-    yield {"endpoint": endpoint, "client": client, "options": options}
-    server.stop()
-
+# ---- a real S3 endpoint (the `s3` fixture: tests/conftest.py) ---------------------
 
 def _uploads(client) -> list:  # type: ignore[no-untyped-def]
     return client.list_multipart_uploads(Bucket="sessions").get("Uploads", [])

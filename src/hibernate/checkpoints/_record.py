@@ -24,6 +24,7 @@ from ..errors import HibernateError, StorageError
 from ..format import (
     Chunk,
     ChunkWriter,
+    FastDigests,
     Feature,
     Group,
     How,
@@ -53,6 +54,7 @@ from ._repo import Repo
 __all__ = ["Recorded", "Reuse", "checkout", "checkpoint", "record_session", "store_features"]
 
 Names = Iterable[str] | str | None
+FAST = FastDigests()  # this process's checkpoints: content seen before is not digested again
 
 
 def checkpoint(store: str | os.PathLike[str], namespace: dict[str, Any] | types.ModuleType |
@@ -192,7 +194,7 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
             raise _StaleReuse
         sink = StoreSink(repo.store)
         try:
-            writer = ChunkWriter(sink, codec, store_digest(), on_bytes=bar)
+            writer = ChunkWriter(sink, codec, store_digest(), on_bytes=bar, fast=FAST)
             groups = [_copy_group(g, k, reuse, writer) for k, g in enumerate(clean)]
             entries, written = write_session(p, writer, first_group=len(groups))
             sink.flush()

@@ -36,13 +36,13 @@ from ._manifest import (
 )
 from ._prefetch import Prefetcher
 from ._reader import MAX_CHUNK, MMAP_MIN, BlobReader, ChunkSource, check_codecs, verify_chunk
-from ._writer import CHUNK_SIZE, RAW, BlobStream, ChunkSink, ChunkWriter
+from ._writer import CHUNK_SIZE, RAW, BlobStream, ChunkSink, ChunkWriter, FastDigests
 
 __all__ = [
     "Blob", "BlobReader", "BlobStream", "CHUNK_SIZE", "CODECS", "Chunk", "ChunkSink",
     "ChunkSource", "ChunkWriter", "Codec", "DIGESTS", "Entry", "FEATURES", "FORMAT_VERSION",
-    "Feature", "FileSink", "FileSource", "Group", "HEADER_V1", "How", "Kind", "MAGIC",
-    "MAX_CHUNK", "MAX_MANIFEST_BYTES", "MMAP_MIN", "Manifest", "Prefetcher", "RAW",
+    "FastDigests", "Feature", "FileSink", "FileSource", "Group", "HEADER_V1", "How", "Kind",
+    "MAGIC", "MAX_CHUNK", "MAX_MANIFEST_BYTES", "MMAP_MIN", "Manifest", "Prefetcher", "RAW",
     "SerializerRef", "Skip", "SkipCode", "canonical_bytes", "check_codecs", "default_digest",
     "digest_function", "features_for", "header_bytes", "parse_json", "read_file_manifest",
     "resolve_compression", "seal_of", "signed_message", "verify_chunk",
