@@ -331,6 +331,16 @@ def _typed(tree: dict[str, Any]) -> tuple[int, str, list[str], list[dict[str, An
     return version, digest, features, chunks
 
 
+def _encodable(tree: dict[str, Any]) -> bool:
+    """False when a string holds a lone surrogate (JSON allows the escape "\\ud800"; UTF-8
+    cannot encode it)."""
+    try:
+        json.dumps(tree, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def model(data: bytes, keys: Keys, skeletons: frozenset[str]) -> Prediction:
     """The reading order, from the format's rules (not from hibernate's code): header,
     trailer, manifest digest, JSON and schema, the manifest against its container, chunk
@@ -379,6 +389,8 @@ def model(data: bytes, keys: Keys, skeletons: frozenset[str]) -> Prediction:
         return fail("FormatError")
     fversion, digest_name, features, chunks = typed
     unknown = skeleton(tree) not in skeletons
+    if version >= 2 and not _encodable(tree):
+        unknown = True  # no UTF-8 canonical form: a FormatError, wherever the reader sees it
 
     def after(error: str) -> Prediction:
         return Prediction(error, schema_unknown=unknown)
@@ -417,7 +429,7 @@ def model(data: bytes, keys: Keys, skeletons: frozenset[str]) -> Prediction:
     else:
         try:
             canon = canonical(tree)
-        except UnicodeEncodeError:  # a lone surrogate: no canonical form, no valid manifest
+        except UnicodeEncodeError:  # see _encodable: not a valid v2 manifest
             return after("FormatError")
         mine, expected = keys.key_id, keys.sign(data[:header_size], canon)
         manifest_digest = hashlib.sha256(canon).hexdigest()
@@ -432,10 +444,11 @@ def model(data: bytes, keys: Keys, skeletons: frozenset[str]) -> Prediction:
     return Prediction(None, unknown, status, manifest_digest, tree)
 
 
-def wrap(head: bytes, manifest: bytes, mode: str, keys: Keys, old_trailer: bytes) -> bytes:
-    """``head`` (header + chunks) + ``manifest`` + a trailer with a right CRC and digest.
-    mode: stale (the old key id and MAC), unsigned, foreign, resigned (the user's key, over
-    the v2 signed message: the header and the manifest's canonical form)."""
+def wrap(head: bytes, manifest: bytes, mode: str, keys: Keys, old_trailer: bytes,
+         version: int = FORMAT_VERSION) -> bytes:
+    """``head`` (header + chunks) + ``manifest`` + a trailer (format ``version``) with a right
+    CRC and digest. mode: stale (the old key id and MAC), unsigned, foreign, resigned (the
+    user's key, over the v2 signed message: the header and the manifest's canonical form)."""
     if mode == "stale" and len(old_trailer) == TRAILER_SIZE:
         key_id, mac = old_trailer[48:64], old_trailer[64:96]
     elif mode == "resigned":
@@ -451,7 +464,7 @@ def wrap(head: bytes, manifest: bytes, mode: str, keys: Keys, old_trailer: bytes
         key_id, mac = bytes(16), bytes(32)
     flags = 0 if key_id == bytes(16) else 1
     body = BODY.pack(len(head), len(manifest), hashlib.sha256(manifest).digest(), key_id, mac,
-                     FORMAT_VERSION, flags, bytes(12))
+                     version, flags, bytes(12))
     return head + manifest + body + struct.pack("<I", zlib.crc32(body)) + TRAILER_MAGIC
 
 
@@ -492,8 +505,18 @@ def _get_path(tree: Any, path: tuple[Any, ...]) -> Any:
     return tree
 
 
+DELETE = "<delete>"
+
+
 def mutate_json(tree: Any, ops: list[tuple[Any, ...]]) -> Any:
     for op in ops:
+        if op[0] == "top":  # a field the manifest and its container must agree on
+            if isinstance(tree, dict):
+                if op[2] == DELETE:
+                    tree.pop(op[1], None)
+                else:
+                    tree[op[1]] = json.loads(json.dumps(op[2]))
+            continue
         nodes = _nodes(tree)
         path = nodes[op[1] % len(nodes)]
         kind = op[0]
@@ -554,6 +577,9 @@ def apply(ops: list[tuple[Any, ...]], base: CorpusFile, other: CorpusFile, keys:
             so, sl = other.chunks[op[1] % len(other.chunks)]
             do, dl = base.chunks[op[2] % len(base.chunks)]
             b[do:do + dl] = other.data[so:so + min(sl, dl)] + bytes(max(0, dl - sl))
+        elif kind == "header" and len(b) >= HEADER_SIZE:  # one field of the v2 header
+            at, fmt = {"version": (8, "<I"), "bits": (12, "<I"), "reader": (16, "16s")}[op[1]]
+            struct.pack_into(fmt, b, at, op[2])
         elif kind in ("manifest", "manifest-bytes"):
             b = bytearray(_rewrap(bytes(b), base, op, keys))
     return bytes(b)
@@ -587,7 +613,8 @@ def _rewrap(data: bytes, base: CorpusFile, op: tuple[Any, ...], keys: Keys) -> b
             if edited:
                 edited[pos % len(edited)] = value
         new = bytes(edited)
-    return wrap(head, new, op[2], keys, old_trailer)
+    return wrap(head, new, op[2], keys, old_trailer,
+                op[5] if op[0] == "manifest" else FORMAT_VERSION)
 
 
 def strategies():  # type: ignore[no-untyped-def]
@@ -616,12 +643,29 @@ def strategies():  # type: ignore[no-untyped-def]
         st.tuples(st.just("dup"), st.integers(0, 10**6), vocab),
         st.tuples(st.just("swap"), st.integers(0, 10**6), st.integers(0, 10**6)),
         st.tuples(st.just("graft"), st.integers(0, 10**6), st.integers(0, 10**6)),
+        st.tuples(st.just("top"), st.just("format_version"),
+                  st.sampled_from([0, 1, 2, 3, 2**32, "2", True, None, DELETE])),
+        st.tuples(st.just("top"), st.just("digest"),
+                  st.sampled_from(["sha256", "blake3", "md5", "", 3, None, DELETE])),
+        st.tuples(st.just("top"), st.just("features"), st.sampled_from(
+            [[], ["blake3"], ["placeholders"], ["blake3", "placeholders"],
+             ["blake3", "placeholders", "zstd"], ["placeholders", "blake3"],
+             ["blake3", "blake3", "placeholders"], ["zstd"], ["blake3", "lzma"],
+             ["blake3", 1], "blake3", {}, None, DELETE])),
     )
     mode = st.sampled_from(["stale", "unsigned", "foreign", "resigned"])
     manifest_op = st.tuples(st.just("manifest"), st.lists(json_op, min_size=1, max_size=3),
-                            mode, st.booleans(), st.booleans())
+                            mode, st.booleans(), st.booleans(),  # ensure_ascii, header bits
+                            st.sampled_from([2, 2, 2, 2, 2, 2, 1, 3]))  # trailer version
+    header_op = st.one_of(
+        st.tuples(st.just("header"), st.just("version"), st.sampled_from([0, 1, 3, 2**31])),
+        st.tuples(st.just("header"), st.just("bits"),
+                  st.sampled_from([*range(8), 1 << 3, 1 << 31])),
+        st.tuples(st.just("header"), st.just("reader"),
+                  st.sampled_from([b"0.2.0", b"9.9.9", b"", b"\xff" * 16, b"0.2.0\0junk"])))
     op = st.one_of(
         manifest_op, manifest_op,  # twice: mutants that get past the checks are the rarer ones
+        header_op,
         st.tuples(st.just("flip"), pos, st.integers(0, 7)),
         st.tuples(st.just("byte"), pos, st.integers(0, 255)),
         st.tuples(st.just("truncate"), pos),

@@ -1,5 +1,6 @@
-"""Shared fixtures: an isolated key and config dir, and helpers that save and load in
-separate, fresh Python processes (restore tests never load in the process that saved)."""
+"""Shared fixtures: an isolated key and config dir, helpers that save and load in
+separate, fresh Python processes (restore tests never load in the process that saved), and
+a real S3 endpoint (moto's server, one per test session)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ from ..errors import IntegrityError, StorageError
 from ..format import Blob, Chunk
 from ..storage import Store
 
-__all__ = ["StoreSink", "StoreSource", "chunk_key", "legacy_key", "parse_chunk_key"]
+__all__ = ["StoreSink", "StoreSource", "chunk_key", "known_chunks", "legacy_key",
+           "parse_chunk_key"]
 
 SUFFIX = {"raw": "", "zstd": ".zst"}
 UPLOADS = 4  # objects written at once
@@ -51,18 +52,43 @@ def parse_chunk_key(key: str) -> tuple[str, str] | None:
     return digest, codec
 
 
+# What this process knows a store holds: url -> (its prune generation then, digest -> codec).
+# Chunks are only deleted by a prune (which changes the generation) or by the rewind of the
+# checkpoint that wrote them (under the store's lock, before anyone else could list them),
+# so a listing stays true until the generation changes.
+_KNOWN: dict[str, tuple[bytes | None, dict[str, str]]] = {}
+
+
+def _listed(store: Store) -> dict[str, str]:
+    known: dict[str, str] = {}
+    for key in store.list("chunks/"):
+        parsed = parse_chunk_key(key)
+        if parsed is not None:
+            known.setdefault(*parsed)
+    return known
+
+
+def known_chunks(store: Store, generation: bytes | None) -> dict[str, str]:
+    """digest -> codec of the chunks the store holds (listed once per prune generation)."""
+    where = f"{type(store).__name__}:{getattr(store, 'root', '')}:{id(getattr(store, 'fs', 0))}"
+    cached = _KNOWN.get(where)
+    if cached is not None and cached[0] == generation:
+        return cached[1]
+    known = _listed(store)
+    _KNOWN[where] = (generation, known)
+    return known
+
+
 class StoreSink:
     """Chunks written as objects of ``store`` (call ``flush`` before publishing anything
-    that refers to them)."""
+    that refers to them). ``known``: digest -> codec of what the store holds (updated as
+    chunks are written and rewound)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, known: dict[str, str] | None = None) -> None:
         self._store = store
-        self._known: dict[str, str] = {}  # digest -> codec of the object the store has
-        for key in store.list("chunks/"):
-            parsed = parse_chunk_key(key)
-            if parsed is not None:
-                self._known.setdefault(*parsed)
-        self._written: list[str] = []
+        self._known = _listed(store) if known is None else known
+        self._written: list[str] = []  # keys put, in order
+        self._theirs: set[str] = set()  # of those, the ones that were there already
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(UPLOADS, thread_name_prefix="hibernate-upload")
         self._pending: deque[Future[None]] = deque()
@@ -72,13 +98,22 @@ class StoreSink:
         codec = self._known.get(digest)
         return None if codec is None else Chunk(0, raw, 0, codec, digest)
 
+    def _create(self, key: str, stored: bytes | memoryview) -> None:
+        """Write a chunk object unless it is there (written by another process meanwhile):
+        only what this sink created is ever rewound."""
+        created = self._store.create(key, stored)
+        with self._lock:
+            if created:
+                self.bytes_written += len(stored)
+            else:
+                self._theirs.add(key)
+
     def put(self, digest: str, raw: int, stored: bytes | memoryview, codec: str) -> Chunk:
         key = chunk_key(digest, codec)
         with self._lock:
             self._known[digest] = codec
             self._written.append(key)
-            self.bytes_written += len(stored)
-        self._pending.append(self._pool.submit(self._store.put, key, stored))
+        self._pending.append(self._pool.submit(self._create, key, stored))
         while len(self._pending) > IN_FLIGHT:
             self._pending.popleft().result()
         return Chunk(0, raw, len(stored), codec, digest)
@@ -96,6 +131,8 @@ class StoreSink:
         with self._lock:
             gone, self._written = self._written[mark:], self._written[:mark]
         for key in gone:
+            if key in self._theirs:
+                continue
             self._store.delete(key)
             parsed = parse_chunk_key(key)
             if parsed is not None:

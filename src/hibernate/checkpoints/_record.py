@@ -47,7 +47,7 @@ from ..session import (
 )
 from ..session._identity import ReachesNamespace, identity_ids
 from ..session._meta import session_info
-from ._cas import StoreSink, StoreSource, chunk_key
+from ._cas import StoreSink, StoreSource, chunk_key, known_chunks
 from ._history import Checkpoint, info
 from ._repo import Repo
 
@@ -192,7 +192,7 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
                 for g in clean for b in g.blobs
                 for c in reuse.previous.manifest.blobs[b].chunks):
             raise _StaleReuse
-        sink = StoreSink(repo.store)
+        sink = StoreSink(repo.store, known_chunks(repo.store, generation))
         try:
             writer = ChunkWriter(sink, codec, store_digest(), on_bytes=bar, fast=FAST)
             groups = [_copy_group(g, k, reuse, writer) for k, g in enumerate(clean)]

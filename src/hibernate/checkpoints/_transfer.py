@@ -30,7 +30,7 @@ from ..format import (
 )
 from ..storage import resolve
 from ..trust import user_keys
-from ._cas import StoreSink, StoreSource
+from ._cas import StoreSink, StoreSource, known_chunks
 from ._history import Checkpoint, info
 from ._record import store_digest, store_features
 from ._repo import Repo, reseal
@@ -85,7 +85,7 @@ def import_checkpoint(path: str | os.PathLike[str], store: str | os.PathLike[str
     repo = Repo(store, storage_options)
     with src_store.open_read(name) as src, repo.lock():
         manifest = read_file_manifest(src, user_keys())
-        sink = StoreSink(repo.store)
+        sink = StoreSink(repo.store, known_chunks(repo.store, repo.generation()))
         try:
             if manifest.digest == store_digest():
                 blobs = tuple(Blob(tuple(_copy_chunk(c, src, sink, manifest.digest)

@@ -104,7 +104,7 @@ class Store(ABC):
             out.discard()
             raise
 
-    def create(self, key: str, data: bytes) -> bool:
+    def create(self, key: str, data: bytes | memoryview) -> bool:
         """Write ``key`` only if it does not exist; False if it did. Atomic where
         ``atomic_create`` is true; elsewhere a check then a put (a race can lose)."""
         if self.exists(key):

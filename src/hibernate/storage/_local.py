@@ -147,6 +147,17 @@ class LocalWriteHandle(WriteHandle):
             pass
 
 
+def _fsync_dir(directory: str) -> None:
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:
+        raise StorageError(f"could not fsync the directory {directory}: {e}") from e
+
+
 def _remove_stale_temps(directory: str, name: str) -> None:
     """Remove temp files for ``name`` left by writers whose process no longer exists."""
     pattern = re.compile(rf"\.{re.escape(name)}\.(\d+)-[0-9a-f]{{8}}{re.escape(TMP_SUFFIX)}")
@@ -183,20 +194,23 @@ class LocalStore(Store):
     def exists(self, key: str) -> bool:
         return os.path.exists(self._path(key))
 
-    def create(self, key: str, data: bytes) -> bool:
+    def create(self, key: str, data: bytes | memoryview) -> bool:
+        """Write ``key`` only if absent, atomically and exclusively: a complete temp file is
+        hard-linked into place (``link`` fails if the name exists), so no reader ever sees a
+        partial object and of two racing writers exactly one wins."""
         path = self._path(key)
+        out = LocalWriteHandle(path)
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            out.write(data)
+            os.fsync(out._fd)
+            os.link(out.tmp, path)
         except FileExistsError:
             return False
         except OSError as e:
             raise StorageError(f"cannot create {key}: {e.strerror or e}") from e
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        except OSError as e:
-            raise StorageError(f"cannot write {key}: {e.strerror or e}") from e
+        finally:
+            out.discard()
+        _fsync_dir(os.path.dirname(path))
         return True
 
     def delete(self, key: str) -> None:
