@@ -97,7 +97,7 @@ def child(path: str) -> None:
 
     import hibernate
 
-    hibernate.trust.user_key().id  # the key's derivation (once per process) is start-up too
+    assert hibernate.trust.user_key().id  # deriving the key (once per process) is start-up
     print("READY", flush=True)
     line = sys.stdin.readline().split()
     if not line or line[0] != "GO":
