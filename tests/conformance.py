@@ -437,9 +437,10 @@ class SerializerTests:
 
     def _child(self, mode: str, path: str) -> str:
         cls = type(self)
-        tests = os.path.dirname(os.path.abspath(sys.modules[cls.__module__].__file__ or ""))
-        return (f"import sys\nsys.path.insert(0, {tests!r})\nimport conformance\n"
-                f"conformance.child({cls.__module__!r}, {cls.__qualname__!r}, {mode!r}, "
+        dirs = [os.path.dirname(os.path.abspath(sys.modules[m].__file__ or ""))
+                for m in (__name__, cls.__module__)]
+        return (f"import sys\nsys.path[:0] = {dirs!r}\nimport {__name__}\n"
+                f"{__name__}.child({cls.__module__!r}, {cls.__qualname__!r}, {mode!r}, "
                 f"{path!r})\n")
 
     def test_round_trip_through_a_file_in_a_fresh_process(self, fresh: Any) -> None:
