@@ -30,6 +30,7 @@ from .format import Manifest as _Manifest
 from .session import (
     Selector,
     Snapshot,
+    estimate_bytes,
     ipython_hidden,
     namespace_of,
     plan,
@@ -74,7 +75,7 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     store, name = resolve(path, storage_options)
     p = plan(ns, select, hidden=ipython_hidden(ns), extra=extra)
     out = store.open_write(name)
-    bar = Progress("saving", _estimate(p.values.values()), progress)
+    bar = Progress("saving", estimate_bytes(p.values.values()), progress)
     try:
         sink = FileSink(out, header_bytes(features))
         writer = ChunkWriter(sink, codec, digest, on_bytes=bar)
@@ -118,17 +119,6 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
         return restore_from(manifest, FileSource(src), ns, select=Selector(include, exclude),
                             trust=trust, data_only=data_only, mmap=mmap, progress=progress,
                             where=os.fspath(path), start=start)
-
-
-def _estimate(values: Iterable[object]) -> int:
-    """Bytes a save will write, for the progress line: the buffers we can size cheaply."""
-    total = 0
-    for v in values:
-        nbytes = getattr(v, "nbytes", None) if type(v).__module__.startswith(
-            ("numpy", "pandas", "pyarrow")) else None
-        if isinstance(nbytes, int):
-            total += nbytes
-    return total
 
 
 def inspect(path: PathLike, *, storage_options: dict[str, Any] | None = None) -> Manifest:

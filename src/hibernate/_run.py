@@ -20,6 +20,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from .format import Kind
 from .session import Selector
 
 __all__ = ["PostMortem", "open_shell", "postmortem_from", "postmortem_of", "run_script",
@@ -175,7 +176,7 @@ def open_shell(path: str, trust: bool = False, use_ipython: bool = True) -> int:
 
     manifest = inspect(path)
     frame_names = [e.name for e in manifest.entries
-                   if e.name.startswith("frame") and "." in e.name and e.kind != "skipped"]
+                   if e.name.startswith("frame") and "." in e.name and e.kind != Kind.SKIPPED]
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     report = load(path, ns, include=["*", *frame_names], trust=trust)
     frames = {n: ns.pop(n) for n in frame_names if n in ns}

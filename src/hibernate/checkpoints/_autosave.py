@@ -31,6 +31,8 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
+from .._reports import clean
+
 __all__ = ["disable", "enable", "touched_names"]
 
 BUDGET = 0.5  # seconds a checkpoint may take before autosave spaces them out
@@ -111,6 +113,7 @@ class _Autosave:
         self.previous: Any = None  # what the last checkpoint left (a Recorded)
         self.dirty: set[str] | None = set()
         self.since_full = 0
+        self.reported: set[tuple[str, str]] = set()  # (name, type) already said not saved
 
     def _touched(self, result: Any) -> set[str] | None:
         raw = getattr(getattr(result, "info", None), "raw_cell", None)
@@ -121,6 +124,27 @@ class _Autosave:
         except Exception:
             return None
         return touched_names(source, self.shell.user_ns)
+
+    def _report_skips(self) -> None:
+        """Say once per name what a checkpoint could not hold (a `save` reports it in its
+        table; autosave has none, and repeating it after every cell would drown the rest)."""
+        from ..format import How, SkipCode
+
+        lost = []
+        for e in self.previous.manifest.entries:
+            if (e.name, e.type_name) in self.reported:
+                continue
+            if e.skip is not None and e.skip.code in (SkipCode.UNPICKLABLE, SkipCode.NAMESPACE,
+                                                      SkipCode.UNIMPORTABLE_MODULE):
+                lost.append(f"{e.name} ({e.skip.message})")
+            elif e.how == How.PLACEHOLDER:
+                lost.append(f"{e.name} (a placeholder: it raises on use)")
+            else:
+                continue
+            self.reported.add((e.name, e.type_name))
+        if lost:
+            print("hibernate autosave: not in the checkpoints (said once per name): "
+                  + "; ".join(clean(x, 200) for x in lost), file=sys.stderr)
 
     def _cell_number(self, result: Any) -> int:
         """The cell just run (IPython counts the next one before ``post_run_cell``)."""
@@ -150,6 +174,7 @@ class _Autosave:
             self.since_full = 0 if full else self.since_full + 1
             self.last_id = c.id
             self.warned_error = False
+            self._report_skips()
         except Exception as e:
             if not self.warned_error:
                 print(f"hibernate autosave failed (said once): {type(e).__name__}: {e}",

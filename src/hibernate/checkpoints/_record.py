@@ -38,6 +38,7 @@ from ..format._kinds import FEATURES
 from ..session import (
     NeedsCode,
     Selector,
+    estimate_bytes,
     ipython_hidden,
     namespace_of,
     plan,
@@ -184,7 +185,7 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
     clean_names = {n for g in clean for n in g.names}
     p = plan(ns, _Except(select, clean_names) if clean_names else select,
              hidden=ipython_hidden(ns))
-    bar = Progress("checkpointing", 0, progress)
+    bar = Progress("checkpointing", estimate_bytes(p.values.values()), progress)
     with repo.lock():
         generation = repo.generation()
         if clean and reuse is not None and generation != reuse.previous.generation and any(

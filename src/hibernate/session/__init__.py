@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._capture import (
     Plan,
     WrittenGroup,
+    estimate_bytes,
     plan,
     type_name,
     write_groups,
@@ -19,6 +20,7 @@ from ._restore import NeedsCode, Restorer, restore, restore_from, static_referen
 from ._snapshot import Snapshot
 
 __all__ = ["VERSION", "NeedsCode", "Plan", "Restorer", "Selector", "Snapshot", "WrittenGroup",
+           "estimate_bytes",
            "ipython_hidden", "is_dunder", "is_plain_name", "namespace_of", "plan", "restore",
            "restore_from", "session_info", "static_reference", "type_name", "write_groups",
            "write_session"]

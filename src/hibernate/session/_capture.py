@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -32,7 +32,8 @@ from ..serializers._pickle import MachineryError, bound_namespace, salvage
 from ._identity import ReachesNamespace, identity_ids
 from ._naming import Selector, ipython_internal, is_dunder, is_machinery, machinery_reason
 
-__all__ = ["Plan", "WrittenGroup", "plan", "type_name", "write_groups", "write_session"]
+__all__ = ["Plan", "WrittenGroup", "estimate_bytes", "plan", "type_name", "write_groups",
+           "write_session"]
 
 _MISSING = object()
 
@@ -356,3 +357,14 @@ def write_session(p: Plan, writer: Sink, first_group: int = 0
         groups.append(Group(first_group + len(groups), wg.names, ref, wg.meta,
                             tuple(wg.blobs), wg.placeholders))
     return tuple(p.entries.values()), tuple(groups)
+
+
+def estimate_bytes(values: Iterable[object]) -> int:
+    """Bytes a save will write, for the progress line: the buffers we can size cheaply."""
+    total = 0
+    for v in values:
+        nbytes = getattr(v, "nbytes", None) if type(v).__module__.startswith(
+            ("numpy", "pandas", "pyarrow")) else None
+        if isinstance(nbytes, int):
+            total += nbytes
+    return total

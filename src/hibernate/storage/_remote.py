@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import posixpath
 import secrets
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -129,8 +130,10 @@ class FsspecWriteHandle(WriteHandle):
             else:
                 self._f.close()
                 self.fs.rm(self._tmp)
-        except Exception:
-            pass
+        except Exception as e:  # cleanup after another failure: said, never raised over it
+            warnings.warn(f"hibernate could not discard the unfinished {self.path} "
+                          f"({type(e).__name__}: {e}); `hibernate abort-uploads` removes "
+                          "unfinished uploads", RuntimeWarning, stacklevel=2)
 
 
 class FsspecStore(Store):
