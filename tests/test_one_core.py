@@ -228,3 +228,20 @@ def test_concurrent_checkpoints_into_one_store_all_land(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert not errors and len(hibernate.log(store, all=True)) == 4
+
+
+def test_verify_checks_every_chunk_of_a_store_once(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    hibernate.checkpoint(store, {"a": np.arange(200_000), "b": [1, 2]})
+    hibernate.checkpoint(store, {"a": np.arange(200_000) + 1, "b": [1, 2]})
+    cli = [sys.executable, "-m", "hibernate", "verify", str(store)]
+    ok = subprocess.run(cli, capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK; 2 checkpoints" in ok.stdout
+    victim = max((store / "chunks").rglob("*"), key=lambda p: p.stat().st_size
+                 if p.is_file() else -1)
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    bad = subprocess.run(cli, capture_output=True, text=True)
+    assert bad.returncode == 1 and "does not match its digest" in bad.stdout
+    assert ": a" in bad.stdout and "1 damaged" in bad.stdout

@@ -31,7 +31,27 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_store(path: str, options: dict[str, object] | None) -> bool:
+    from .storage import resolve
+
+    store, _ = resolve(path.rstrip("/") + "/HEAD", options)
+    return store.exists("HEAD") or any(True for _ in store.list("checkpoints/"))
+
+
+def _verify_store(args: argparse.Namespace) -> int:
+    from .checkpoints._history import verify
+
+    every, damaged = verify(args.file, storage_options=_options(args.options))
+    for key, lines in damaged.items():
+        print(f"{key}: {lines[0]}" + "".join(f"\n  in {line}" for line in lines[1:]))
+    state = "OK" if not damaged else f"{len(damaged)} damaged or missing object(s)"
+    print(f"{args.file}: {state}; {len(every)} checkpoints checked")
+    return 0 if not damaged else 1
+
+
 def _verify(args: argparse.Namespace) -> int:
+    if _is_store(args.file, _options(args.options)):
+        return _verify_store(args)
     manifest, damaged = _api.verify_file(args.file, storage_options=_options(args.options))
     for i, err in damaged.items():
         names = [n for g in manifest.groups if i in g.blobs for n in g.names]
@@ -187,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="print the manifest as JSON")
     ins.set_defaults(func=_inspect)
     ver = sub.add_parser("verify", parents=[remote],
-                         help="check every chunk digest and the signature")
+                         help="check every chunk digest and the signature (of a file, or of "
+                         "every checkpoint in a store)")
     ver.add_argument("file")
     ver.set_defaults(func=_verify)
     tr = sub.add_parser("trust", parents=[remote],

@@ -11,13 +11,13 @@ from typing import Any
 
 from .._reports import clean, human
 from ..errors import HibernateError
-from ..format import Kind, Manifest, read_file_manifest
+from ..format import Kind, Manifest, read_file_manifest, verify_chunk
 from ..storage import resolve
 from ..trust import user_keys
-from ._cas import chunk_key, legacy_key
+from ._cas import StoreSource, chunk_key, legacy_key
 from ._repo import Repo
 
-__all__ = ["Checkpoint", "Diff", "diff", "info", "log", "prune"]
+__all__ = ["Checkpoint", "Diff", "diff", "info", "log", "prune", "verify"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +166,34 @@ def prune(store: str | os.PathLike[str], *, keep_last: int | None = None,
                     repo.store.delete(key)
         repo.store.put("PRUNED", str(time.time_ns()).encode())  # reused chunks may be gone
     return removed
+
+
+def verify(store: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+           ) -> tuple[list[Checkpoint], dict[str, list[str]]]:
+    """Check every checkpoint record and every chunk they need (each chunk read once):
+    the checkpoints, and for each damaged or missing chunk, what is wrong and which
+    checkpoints' names it holds."""
+    repo = Repo(store, storage_options)
+    every = _log(repo, all=True)
+    damaged: dict[str, list[str]] = {}
+    checked: set[tuple[str, str]] = set()
+    for c in every:
+        _, manifest = repo.read(c.id)
+        source = StoreSource(repo.store, legacy=manifest.format_version < 2)
+        for g in manifest.groups:
+            for b in g.blobs:
+                for chunk in manifest.blobs[b].chunks:
+                    key = (manifest.digest, source.key(chunk))
+                    if key in checked and key[1] not in damaged:
+                        continue
+                    checked.add(key)
+                    try:
+                        verify_chunk(chunk, source.read_chunk(chunk), manifest.digest)
+                    except HibernateError as e:
+                        damaged.setdefault(key[1], [str(e)]).append(
+                            f"{c.id}: {', '.join(g.names)}")
+    unreadable = sorted(set(repo.ids()) - {c.id for c in every})
+    for cid in unreadable:
+        damaged[f"checkpoints/{cid}.ckpt"] = ["cannot be read (damaged, or from a newer "
+                                              "hibernate)"]
+    return every, damaged
