@@ -46,7 +46,7 @@ class TestNumpy(SerializerTests):
             "specials": np.array([np.nan, -0.0, np.inf, -np.inf]),
         }
 
-    def assert_equal(self, got: object, want: object) -> None:
+    def assert_equal(self, got: Any, want: Any) -> None:
         import numpy as np
 
         assert type(got) is np.ndarray and isinstance(want, np.ndarray)
@@ -106,7 +106,7 @@ class TestPandas(SerializerTests):
             "duplicates": pd.Series([1, 2], index=["a", "a"]),
         }
 
-    def assert_equal(self, got: object, want: object) -> None:
+    def assert_equal(self, got: Any, want: Any) -> None:
         import pandas as pd
 
         assert type(got) is type(want)
@@ -169,16 +169,16 @@ class TestArrow(SerializerTests):
             "empty_chunked": pa.chunked_array([], pa.int64()),
         }
 
-    def assert_equal(self, got: object, want: object) -> None:
+    def assert_equal(self, got: Any, want: Any) -> None:
         import pyarrow as pa
 
         assert type(got) is type(want)
         if isinstance(want, (pa.Table, pa.RecordBatch)):
-            assert got.equals(want, check_metadata=True)  # type: ignore[union-attr]
+            assert got.equals(want, check_metadata=True)
         else:
-            assert got.type == want.type and got.equals(want)  # type: ignore[attr-defined]
+            assert got.type == want.type and got.equals(want)
         if isinstance(want, pa.ChunkedArray):
-            assert got.num_chunks == want.num_chunks  # type: ignore[attr-defined]
+            assert got.num_chunks == want.num_chunks
 
     def hostile_metas(self, meta: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bool]]:
         for rows in (meta["rows"] + 1, -1, 2**62, "x", None):
@@ -211,15 +211,15 @@ class TestPolars(TestArrow):
             "empty_series": pl.Series("e", [], dtype=pl.Int64),
         }
 
-    def assert_equal(self, got: object, want: object) -> None:
+    def assert_equal(self, got: Any, want: Any) -> None:
         import polars as pl
         from polars.testing import assert_frame_equal, assert_series_equal
 
         assert type(got) is type(want)
         if isinstance(want, pl.DataFrame):
-            assert_frame_equal(got, want, check_exact=True)  # type: ignore[arg-type]
+            assert_frame_equal(got, want, check_exact=True)
         else:
-            assert_series_equal(got, want, check_exact=True)  # type: ignore[arg-type]
+            assert_series_equal(got, want, check_exact=True)
 
     def hostile_metas(self, meta: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bool]]:
         yield from super().hostile_metas(meta)
@@ -254,7 +254,7 @@ class TestPickle(SerializerTests):
             "big": {"array": np.arange(20_000.0)},  # an out-of-band buffer: meta buffers=1
         }
 
-    def assert_equal(self, got: object, want: object) -> None:
+    def assert_equal(self, got: Any, want: Any) -> None:
         import numpy as np
 
         if isinstance(want, np.ndarray):
@@ -267,11 +267,11 @@ class TestPickle(SerializerTests):
             for k in want:
                 self.assert_equal(got[k], want[k])
         elif isinstance(want, (list, tuple)):
-            assert type(got) is type(want) and len(got) == len(want)  # type: ignore[arg-type]
-            for g, w in zip(got, want):  # type: ignore[call-overload]
+            assert type(got) is type(want) and len(got) == len(want)
+            for g, w in zip(got, want):
                 self.assert_equal(g, w)
             if len(want) == 2 and want[0] is want[1]:
-                assert got[0] is got[1], "shared identity lost"  # type: ignore[index]
+                assert got[0] is got[1], "shared identity lost"
         else:
             assert type(got) is type(want) and got == want
 

@@ -1,7 +1,9 @@
 """The Store interface: where a hibernate file's bytes live.
 
 A store is a flat namespace of keys holding immutable byte strings. Reading is by ranges on
-a pinned handle (the version that was opened stays the version that is read); writing goes
+a handle that is pinned where the store can pin (``pinned_reads``: the version that was
+opened stays the version that is read; elsewhere a replaced object fails its digests
+instead of mixing versions); writing goes
 through an atomic writer that either commits a complete object or leaves nothing.
 
 A store says what it can do through flags, never through stubs that raise:
@@ -72,6 +74,7 @@ class Store(ABC):
     """Where bytes live: ranged reads, atomic writes, exists, delete, list."""
 
     atomic_create: bool = False
+    pinned_reads: bool = True
 
     @abstractmethod
     def open_read(self, key: str) -> ReadHandle: ...

@@ -93,7 +93,10 @@ class LocalWriteHandle(WriteHandle):
         self.path = path
         d, name = os.path.split(os.path.abspath(path))
         self._dir = d
-        os.makedirs(d, exist_ok=True)
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot make the directory {d}: {e.strerror or e}") from e
         _remove_stale_temps(d, name)
         self.tmp = os.path.join(d, f".{name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}")
         try:

@@ -96,6 +96,7 @@ class FsspecWriteHandle(WriteHandle):
     def __init__(self, fs: Any, path: str) -> None:
         self.fs, self.path = fs, path
         self._tmp: str | None = None
+        self._finished = False  # committed or discarded: later calls change nothing
         try:
             if _protocols(fs) & _DEFERRED:
                 self._f = fs.open(path, "wb", autocommit=False)
@@ -121,8 +122,12 @@ class FsspecWriteHandle(WriteHandle):
         except Exception as e:
             self.discard()
             raise _wrap(f"cannot save {self.path}", e) from e
+        self._finished = True
 
     def discard(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
         try:
             if self._tmp is None:
                 self._f.discard()  # aborts a multipart upload
@@ -138,6 +143,8 @@ class FsspecWriteHandle(WriteHandle):
 
 class FsspecStore(Store):
     """Objects below ``root`` on an fsspec filesystem."""
+
+    pinned_reads = False  # ranged reads fetch the current object (see README, limits)
 
     def __init__(self, fs: Any, root: str) -> None:
         self.fs, self.root = fs, root
