@@ -6,24 +6,36 @@
 Two valid files ("A" and "B": numpy arrays, a structured array pickled with an out-of-band
 buffer, a list of dicts, a function, module and import references, shared objects, a skipped
 generator) are mutated: bit flips, byte sets, truncation, insertions, deletions, ranges and
-whole chunks of the other file spliced in, crossovers (A's head on B's tail), and manifests
-mutated as JSON (or as raw bytes) and re-wrapped with a valid trailer CRC and manifest digest:
-keeping the old signature ("stale"), unsigned, with a foreign key, or re-signed with the
-user's key. Each mutant goes through ``inspect`` (and printing its result),
-``load(data_only=True)``, ``load(trust=True)``, a default ``load`` and ``open`` (every name),
-each into a fresh dict, with a time budget. The oracle:
+whole chunks of the other file spliced in, crossovers (A's head on B's tail), header fields
+(version, feature bits, min-reader version) set, and manifests mutated as JSON (any node, or
+the fields the manifest and its container must agree on: format_version, digest, features;
+optionally with the header's feature bits set to match) or as raw bytes, and re-wrapped with
+a valid trailer CRC and manifest digest (and a chosen trailer version): keeping the old
+signature ("stale"), unsigned, with a foreign key, or re-signed with the user's key. Each
+mutant goes through ``inspect`` (and printing its result), ``load(data_only=True)``,
+``load(trust=True)``, a default ``load`` and ``open`` (every name), each into a fresh dict,
+with a time budget. The oracle:
 
 - only ``HibernateError`` subclasses escape; every load that returns binds exactly the names
   it reports as restored;
-- a reference model of the reading order in docs/format.md predicts the outcome of the
-  header, trailer, manifest digest and signature checks: when it says a check fails,
-  inspect and every load raise exactly that error class; when they pass, only the manifest's
-  schema may still raise (FormatError) and the reported signature status is the model's;
-- when the manifest is one of A's or B's (by its digest), every value that is restored equals
-  the original, identity between shared values holds, and, with ``trust=True``, exactly the
-  entries whose chunks no longer match their digests are in ``.failed`` (everything else is
-  restored); a default load of a file not signed with the user's key raises
-  UntrustedFileError.
+- a reference model of format v2 (v1 files are still read), written from the format's rules
+  and not from hibernate's code, predicts the outcome of reading: the 32-byte header
+  (VersionError for a newer version or unknown feature bits), the trailer (its version must
+  be the header's), the manifest digest, JSON, the manifest against its container (manifest
+  version, feature bits = the manifest's features, digest "blake3" <=> feature "blake3"),
+  codecs and chunk spans, then the signature: an HMAC-SHA256, under a key derived from the
+  user's key by scrypt, of b"hibernate manifest v2\\0" + header + the manifest's canonical
+  form (chunk offsets, stored lengths and codecs left out, keys sorted). Inspect and every
+  load raise exactly the predicted error class; FormatError is also allowed where the model
+  cannot tell that the manifest passes the reader's schema (the schema is checked right
+  after the JSON parse; manifests that differ from A's or B's only in fields the model
+  checks itself are known to pass it). When nothing fails, inspect reports the predicted
+  signature status and manifest digest (SHA-256 of the canonical form);
+- when the manifest's canonical form is A's or B's, every value that is restored equals the
+  original, identity between shared values holds, and, with ``trust=True``, exactly the
+  entries whose chunks (wherever the mutant's manifest puts them, in its codec) no longer
+  match their digests are in ``.failed`` (everything else is restored); a default load of a
+  file not signed with the user's key raises UntrustedFileError.
 
 Importable: ``run(seconds, workdir, seed)`` returns counts (tests/test_faults.py runs it for
 about ten seconds). A failing input is written to ``<out>/crash-<digest>.hib``.

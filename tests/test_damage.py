@@ -858,3 +858,16 @@ def test_each_damage_gets_its_own_class(tmp_path: Path) -> None:
     p.write_bytes(flip(data, c.offset))
     report = hibernate.load(p, {})
     assert set(report.failed) == _blob_owners(m, 0)
+
+
+def test_a_manifest_with_a_lone_surrogate_is_a_format_error(tmp_path: Path) -> None:
+    """JSON may escape a lone surrogate ("\\ud800"); Unicode cannot encode it, so the
+    canonical form (what signatures cover) cannot be made: FormatError, not a crash."""
+    data = save_session(tmp_path / "s.hib")
+    offset, length = manifest_span(data)
+    m = json.loads(data[offset:offset + length])
+    m["session"]["note"] = "\ud800"
+    bad = tmp_path / "bad.hib"
+    bad.write_bytes(rewrap(data, json.dumps(m).encode(), sign=False))
+    err = assert_load_fails(bad, hibernate.FormatError)
+    assert "Unicode" in str(err)

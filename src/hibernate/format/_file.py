@@ -274,6 +274,9 @@ def check_manifest(manifest: Manifest, version: int, bits: int | None) -> None:
             raise FormatError("the header's feature bits and the manifest's features differ")
         if (manifest.digest == "blake3") != (Feature.BLAKE3 in manifest.features):
             raise FormatError("the manifest's digest and its features disagree")
+        if Feature.ZSTD not in manifest.features and any(
+                c.codec == "zstd" for b in manifest.blobs for c in b.chunks):
+            raise FormatError("a chunk is zstd-compressed but the file does not declare zstd")
     check_codecs(manifest.blobs)
 
 

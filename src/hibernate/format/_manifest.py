@@ -271,7 +271,12 @@ class Manifest:
         return d
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return json.dumps(self.to_dict(), separators=(",", ":"),
+                              ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise FormatError("manifest holds text that is not valid Unicode (an undecodable "
+                              "file name?)") from None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
@@ -326,8 +331,11 @@ def canonical_bytes(d: Mapping[str, Any]) -> bytes:
     body = dict(d)
     body["blobs"] = [{"chunks": [{"raw": c["raw"], "digest": c["digest"]}
                                  for c in b["chunks"]]} for b in d["blobs"]]
-    return json.dumps(body, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode()
+    try:
+        return json.dumps(body, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a "\ud800" escape: JSON allows it, Unicode does not
+        raise FormatError("manifest holds text that is not valid Unicode") from None
 
 
 def known_feature_bits() -> int:

@@ -40,6 +40,11 @@ def _packages(entries: Iterable[Entry]) -> dict[str, str]:
     return found
 
 
+def _text(name: str) -> str:
+    """A path as valid Unicode (undecodable bytes of a file name become U+FFFD)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def session_info(entries: Iterable[Entry]) -> dict[str, Any]:
     entries = list(entries)
     return {
@@ -50,7 +55,7 @@ def session_info(entries: Iterable[Entry]) -> dict[str, Any]:
         "byteorder": sys.byteorder,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "origin": origin(),
-        "cwd": os.getcwd(),
-        "argv0": sys.argv[0] if sys.argv else "",
+        "cwd": _text(os.getcwd()),
+        "argv0": _text(sys.argv[0] if sys.argv else ""),
         "packages": _packages(entries),
     }
