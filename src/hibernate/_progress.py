@@ -10,17 +10,26 @@ from __future__ import annotations
 import sys
 import time
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "origin"]
 
 DELAY = 1.0
 EVERY = 0.2
 
 
+def origin() -> str:
+    """Where we run: "kernel" (Jupyter), "ipython" (terminal IPython) or "script"."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return "script"
+    shell = ipython.get_ipython()
+    if shell is None:
+        return "script"
+    return "kernel" if getattr(shell, "kernel", None) is not None else "ipython"
+
+
 def _watched() -> bool:
     if getattr(sys.stderr, "isatty", lambda: False)():
         return True
-    from .session._meta import origin
-
     return origin() == "kernel"
 
 

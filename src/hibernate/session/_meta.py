@@ -9,21 +9,11 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from .._progress import origin
 from .._version import VERSION
 from ..format._manifest import Entry
 
 __all__ = ["VERSION", "origin", "session_info"]
-
-
-def origin() -> str:
-    """Where we run: "kernel" (Jupyter), "ipython" (terminal IPython) or "script"."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return "script"
-    shell = ipython.get_ipython()
-    if shell is None:
-        return "script"
-    return "kernel" if getattr(shell, "kernel", None) is not None else "ipython"
 
 
 def _packages(entries: Iterable[Entry]) -> dict[str, str]:
