@@ -90,7 +90,7 @@ class StoreSink:
         self._written: list[str] = []  # keys put, in order
         self._theirs: set[str] = set()  # of those, the ones that were there already
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(UPLOADS, thread_name_prefix="hibernate-upload")
+        self._pool: ThreadPoolExecutor | None = None  # started by the first upload
         self._pending: deque[Future[None]] = deque()
         self.bytes_written = 0
 
@@ -113,6 +113,8 @@ class StoreSink:
         with self._lock:
             self._known[digest] = codec
             self._written.append(key)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(UPLOADS, thread_name_prefix="hibernate-upload")
         self._pending.append(self._pool.submit(self._create, key, stored))
         while len(self._pending) > IN_FLIGHT:
             self._pending.popleft().result()
@@ -142,7 +144,8 @@ class StoreSink:
         try:
             self.flush()
         finally:
-            self._pool.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 class StoreSource:

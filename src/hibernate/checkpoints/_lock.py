@@ -1,6 +1,6 @@
 """A checkpoint store's LOCK: created only if absent (``Store.create``), refreshed while held
-(so a long upload is not taken for a dead holder), broken when stale, removed on exit only
-if it is still ours.
+(so a long upload is not taken for a dead holder) by one heartbeat thread per process,
+broken when stale, removed on exit only if it is still ours.
 
 Where the store has no atomic create (``Store.atomic_create`` is false: some fsspec
 filesystems), two processes starting at the same instant can both believe they hold it;
@@ -25,13 +25,44 @@ LOCK_TIMEOUT = 60.0
 STALE_LOCK = 600.0
 
 
+class _Heartbeat:
+    """One daemon thread per process that refreshes every lock this process holds (starting
+    and joining a thread per checkpoint would cost more than the checkpoint)."""
+
+    def __init__(self) -> None:
+        self._held: set[Lock] = set()
+        self._guard = threading.Lock()
+        self._thread: tuple[int, threading.Thread] | None = None
+
+    def add(self, lock: Lock) -> None:
+        with self._guard:
+            self._held.add(lock)
+            if self._thread is None or self._thread[0] != os.getpid():
+                t = threading.Thread(target=self._run, daemon=True, name="hibernate-lock")
+                self._thread = (os.getpid(), t)
+                t.start()
+
+    def remove(self, lock: Lock) -> None:
+        with self._guard:
+            self._held.discard(lock)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(STALE_LOCK / 4)
+            with self._guard:
+                held = list(self._held)
+            for lock in held:
+                lock.refresh()
+
+
+_HEARTBEAT = _Heartbeat()
+
+
 class Lock:
     def __init__(self, store: Store, url: str, timeout: float | None = None) -> None:
         self.store, self.url = store, url
         self.timeout = LOCK_TIMEOUT if timeout is None else timeout
         self.token = secrets.token_hex(8)
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
 
     def _body(self) -> bytes:
         return json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -48,13 +79,12 @@ class Lock:
         info = self._holder()
         return info is not None and info.get("token") == self.token
 
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(STALE_LOCK / 4):
-            if self._ours():
-                try:
-                    self.store.put("LOCK", self._body())
-                except StorageError:
-                    pass  # the next beat tries again; a lost lock is found by _ours
+    def refresh(self) -> None:
+        if self._ours():
+            try:
+                self.store.put("LOCK", self._body())
+            except StorageError:
+                pass  # the next beat tries again; a lost lock is found by _ours
 
     def _break_if_stale(self) -> None:
         info = self._holder()
@@ -69,21 +99,17 @@ class Lock:
 
     def __enter__(self) -> Lock:
         deadline = time.monotonic() + self.timeout
-        while not self.store.create("LOCK", self._body()):
+        while not self.store.create("LOCK", self._body(), durable=False):
             self._break_if_stale()
             if time.monotonic() > deadline:
                 raise StorageError(f"the checkpoint store {self.url} is locked by another "
                                    f"process (LOCK); gave up after {self.timeout:.0f} s. "
                                    "If no process is using it, delete the LOCK object.")
             time.sleep(0.05)
-        self._beat = threading.Thread(target=self._heartbeat, daemon=True,
-                                      name="hibernate-lock")
-        self._beat.start()
+        _HEARTBEAT.add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join()
+        _HEARTBEAT.remove(self)
         if self._ours():
             self.store.delete("LOCK")

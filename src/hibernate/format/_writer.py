@@ -125,7 +125,10 @@ class ChunkWriter:
         return [view[i:i + size] for i in range(0, max(len(view), 1), size)]
 
     def place_all(self, pieces: list[memoryview]) -> list[Chunk]:
-        """Encode ``pieces`` in pool threads (a window ahead) and place them in order."""
+        """Encode ``pieces`` in pool threads (a window ahead) and place them in order; a
+        lone small piece is encoded here (a thread hand-off would cost more)."""
+        if len(pieces) == 1 and len(pieces[0]) < FAST_MIN:
+            return [self._place(pieces[0], self._encode(pieces[0]))]
         jobs: list[Future[Encoded] | None] = [later(self._encode, p) for p in pieces[:WINDOW]]
         chunks = []
         for i, piece in enumerate(pieces):

@@ -107,9 +107,11 @@ class Store(ABC):
             out.discard()
             raise
 
-    def create(self, key: str, data: bytes | memoryview) -> bool:
+    def create(self, key: str, data: bytes | memoryview, durable: bool = True) -> bool:
         """Write ``key`` only if it does not exist; False if it did. Atomic where
-        ``atomic_create`` is true; elsewhere a check then a put (a race can lose)."""
+        ``atomic_create`` is true; elsewhere a check then a put (a race can lose).
+        ``durable=False``: the object need not survive a crash (a lock), where that saves
+        a flush."""
         if self.exists(key):
             return False
         self.put(key, data)

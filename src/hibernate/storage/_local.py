@@ -197,7 +197,7 @@ class LocalStore(Store):
     def exists(self, key: str) -> bool:
         return os.path.exists(self._path(key))
 
-    def create(self, key: str, data: bytes | memoryview) -> bool:
+    def create(self, key: str, data: bytes | memoryview, durable: bool = True) -> bool:
         """Write ``key`` only if absent, atomically and exclusively: a complete temp file is
         hard-linked into place (``link`` fails if the name exists), so no reader ever sees a
         partial object and of two racing writers exactly one wins."""
@@ -205,7 +205,8 @@ class LocalStore(Store):
         out = LocalWriteHandle(path)
         try:
             out.write(data)
-            os.fsync(out._fd)
+            if durable:
+                os.fsync(out._fd)
             os.link(out.tmp, path)
         except FileExistsError:
             return False
@@ -213,7 +214,8 @@ class LocalStore(Store):
             raise StorageError(f"cannot create {key}: {e.strerror or e}") from e
         finally:
             out.discard()
-        _fsync_dir(os.path.dirname(path))
+        if durable:
+            _fsync_dir(os.path.dirname(path))
         return True
 
     def delete(self, key: str) -> None:

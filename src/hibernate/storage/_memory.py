@@ -88,7 +88,7 @@ class MemoryStore(Store):
     def list(self, prefix: str = "") -> Iterator[str]:
         yield from [k for k in list(self._objects) if k.startswith(prefix)]
 
-    def create(self, key: str, data: bytes | memoryview) -> bool:
+    def create(self, key: str, data: bytes | memoryview, durable: bool = True) -> bool:
         with self._lock:
             if key in self._objects:
                 return False

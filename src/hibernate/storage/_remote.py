@@ -169,7 +169,7 @@ class FsspecStore(Store):
         """Object stores with a conditional put (``If-None-Match``) through fsspec's "xb"."""
         return bool(_protocols(self.fs) & {"s3", "s3a", "gs", "gcs"})
 
-    def create(self, key: str, data: bytes | memoryview) -> bool:
+    def create(self, key: str, data: bytes | memoryview, durable: bool = True) -> bool:
         path = self._path(key)
         try:
             with self.fs.open(path, "xb") as f:  # a conditional put where the store has one
