@@ -210,8 +210,9 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
         manifest = Manifest(entries=entries, groups=(*groups, *written), blobs=blobs,
                             session=session_info(entries), digest=writer.digest,
                             features=store_features(writer.digest, blobs))
-        cid, meta = repo.write(manifest, seal_of(manifest),
-                               {"message": message or "", "bytes_written": sink.bytes_written})
+        d = manifest.to_dict()
+        cid, meta = repo.write(manifest, seal_of(manifest, d),
+                               {"message": message or "", "bytes_written": sink.bytes_written}, d)
         checkpoint = info(cid, meta, manifest)
     objects = {e.name: id(ns[e.name]) for e in entries if e.kind == Kind.VALUE and e.name in ns}
     reach = dict(p.reach)

@@ -97,21 +97,23 @@ class Repo:
         return decode(self.get(f"checkpoints/{cid}.ckpt"), f"{self.url} checkpoint {cid}")
 
     def write(self, manifest: Manifest, seal: tuple[bytes, bytes] | None,
-              meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Write a record (its chunks are in the store) as HEAD's child; under the lock."""
+              meta: dict[str, Any], d: dict[str, Any] | None = None
+              ) -> tuple[str, dict[str, Any]]:
+        """Write a record (its chunks are in the store) as HEAD's child; under the lock.
+        ``d``: the manifest's ``to_dict()``, where the caller has it already."""
         meta = {"parent": self.head(), **meta,
                 "time": datetime.datetime.now(datetime.timezone.utc).isoformat(
                     timespec="milliseconds")}
-        cid, data = encode(meta, manifest, seal)
+        cid, data = encode(meta, manifest, seal, d)
         self.store.put(f"checkpoints/{cid}.ckpt", data)
         self.set_head(cid)
         return cid, meta
 
 
-def encode(meta: dict[str, Any], manifest: Manifest, seal: tuple[bytes, bytes] | None
-           ) -> tuple[str, bytes]:
+def encode(meta: dict[str, Any], manifest: Manifest, seal: tuple[bytes, bytes] | None,
+           d: dict[str, Any] | None = None) -> tuple[str, bytes]:
     key_id, mac = seal or (bytes(16), bytes(32))
-    body = json.dumps({"checkpoint": meta, "manifest": manifest.to_dict(),
+    body = json.dumps({"checkpoint": meta, "manifest": manifest.to_dict() if d is None else d,
                        "seal": {"key_id": key_id.hex(), "mac": mac.hex()}},
                       separators=(",", ":"), ensure_ascii=False).encode()
     record_id, record_mac = _keys.seal(RECORD_PREFIX + body)

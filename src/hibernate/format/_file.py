@@ -26,6 +26,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import Any
 
 from ..errors import FormatError, IntegrityError, VersionError
 from ..storage import ReadHandle, WriteHandle
@@ -63,9 +64,10 @@ def signed_message(canonical: bytes, header: bytes) -> bytes:
     return SIGNED_PREFIX + header + canonical
 
 
-def seal_of(manifest: Manifest) -> tuple[bytes, bytes]:
-    """(key id, MAC) of a new manifest under the user's key (format v2)."""
-    return _keys.seal(signed_message(canonical_bytes(manifest.to_dict()),
+def seal_of(manifest: Manifest, d: dict[str, Any] | None = None) -> tuple[bytes, bytes]:
+    """(key id, MAC) of a new manifest under the user's key (format v2). ``d``: its
+    ``to_dict()``, where the caller has it already."""
+    return _keys.seal(signed_message(canonical_bytes(manifest.to_dict() if d is None else d),
                                      header_bytes(manifest.features)))
 
 
