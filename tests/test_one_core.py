@@ -245,3 +245,21 @@ def test_verify_checks_every_chunk_of_a_store_once(tmp_path: Path) -> None:
     bad = subprocess.run(cli, capture_output=True, text=True)
     assert bad.returncode == 1 and "does not match its digest" in bad.stdout
     assert ": a" in bad.stdout and "1 damaged" in bad.stdout
+
+
+def test_sections_a_later_version_adds_survive_export_and_import(tmp_path: Path) -> None:
+    """Room in format 2: top-level sections and entry fields this version does not define
+    are kept as they were, so copies keep their signature."""
+    from hibernate.format import Manifest, canonical_bytes
+
+    d = {"format_version": 2, "digest": "blake3", "features": ["blake3"], "session": {},
+         "entries": [{"name": "x", "kind": "value", "how": "stored", "type": "int",
+                      "size": 1, "group": 0, "replay": {"cells": [3, 7]}}],
+         "groups": [{"id": 0, "names": ["x"], "serializer": {"name": "pickle", "version": 1,
+                                                            "config": {}},
+                     "meta": {}, "blobs": []}],
+         "blobs": [], "environment": {"cwd": "/somewhere"}}
+    m = Manifest.from_dict(d)
+    assert m.sections == {"environment": {"cwd": "/somewhere"}}
+    assert m.entries[0].extra == {"replay": {"cells": [3, 7]}}
+    assert canonical_bytes(m.to_dict()) == canonical_bytes(d)

@@ -173,6 +173,12 @@ class Group:
                    tuple(Skip.from_dict(p) for p in lost))
 
 
+_ENTRY_FIELDS = frozenset({"name", "kind", "how", "type", "size", "group", "module",
+                           "qualname", "shape", "dtype", "skip"})
+_MANIFEST_FIELDS = frozenset({"format_version", "digest", "features", "session", "entries",
+                              "groups", "blobs"})
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One name of the saved namespace and how it was saved (never its value)."""
@@ -188,6 +194,10 @@ class Entry:
     dtype: str | None = None
     skip: Skip | None = None
     how: How = How.STORED
+    # fields this version does not define, kept as they were (later versions add what an
+    # entry needs to come back: recorded cells, engine data; a feature bit says when a
+    # reader must understand them)
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def needs_code(self) -> bool:
@@ -204,7 +214,7 @@ class Entry:
             d["shape"] = list(self.shape)
         if self.skip is not None:
             d["skip"] = self.skip.to_dict()
-        return d
+        return {**self.extra, **d}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Entry:
@@ -228,6 +238,7 @@ class Entry:
             module=_opt(d, "module", str, w), qualname=_opt(d, "qualname", str, w),
             shape=None if shape is None else tuple(shape), dtype=_opt(d, "dtype", str, w),
             skip=None if skip is None else Skip.from_dict(skip),
+            extra={k: v for k, v in d.items() if k not in _ENTRY_FIELDS},
         )
         if kind == VALUE and entry.group is None:
             raise FormatError(f"manifest: value entry {entry.name!r} has no group")
@@ -248,6 +259,9 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     digest: str = "sha256"
     features: tuple[str, ...] = ()
+    # top-level sections this version does not define, kept as they were (room for the
+    # session's environment, recorded cells, engine data: see docs/format.md)
+    sections: Mapping[str, Any] = field(default_factory=dict)
     path: str | None = field(default=None, compare=False)
     signature: str = field(default="unsigned", compare=False)
     manifest_digest: str = field(default="", compare=False)  # hex SHA-256 (trust list key)
@@ -268,7 +282,7 @@ class Manifest:
              "blobs": [b.to_dict() for b in self.blobs]}
         if self.format_version >= 2:
             d["features"] = sorted(self.features)
-        return d
+        return {**self.sections, **d}
 
     def to_json(self) -> bytes:
         try:
@@ -292,6 +306,7 @@ class Manifest:
             format_version=_get(d, "format_version", int, w),
             digest=_get(d, "digest", str, w),
             features=tuple(features),
+            sections={k: v for k, v in d.items() if k not in _MANIFEST_FIELDS},
         )
         m._check_references()
         return m
