@@ -25,6 +25,7 @@ from .format import (
     read_file_manifest,
     resolve_compression,
     seal_of,
+    verify_chunk,
 )
 from .format import Manifest as _Manifest
 from .session import (
@@ -148,17 +149,20 @@ def open(path: PathLike, *, trust: bool = False, data_only: bool = False,
 def verify_file(path: PathLike, *, storage_options: dict[str, Any] | None = None
                 ) -> tuple[Manifest, dict[int, str]]:
     """Check every chunk digest and the signature; the manifest and the damaged blobs
-    (index -> what is wrong). Nothing is decoded beyond the chunks' bytes."""
+    (index -> what is wrong). One chunk at a time is held in memory; nothing is decoded
+    beyond the chunks' bytes."""
     store, name = resolve(path, storage_options)
     damaged: dict[int, str] = {}
     with store.open_read(name) as src:
         manifest = read_file_manifest(src, _trust.user_keys())
-        reader = BlobReader(FileSource(src), manifest.blobs, manifest.digest)
-        for i in range(len(manifest.blobs)):
-            try:
-                reader.read(i)
-            except HibernateError as e:
-                damaged[i] = str(e)
+        source = FileSource(src)
+        for i, blob in enumerate(manifest.blobs):
+            for c in blob.chunks:
+                try:
+                    verify_chunk(c, source.read_chunk(c), manifest.digest)
+                except HibernateError as e:
+                    damaged[i] = str(e)
+                    break
     return Manifest.of(manifest), damaged
 
 

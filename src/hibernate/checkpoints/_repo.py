@@ -23,6 +23,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -44,6 +45,8 @@ from ._lock import Lock
 
 __all__ = ["Repo", "decode", "encode", "reseal"]
 
+_ID = re.compile(r"[0-9a-f]{16}\Z")
+_PREFIX = re.compile(r"[0-9a-f]{1,16}\Z")
 RECORD_MAGIC = b"HIBCKPT2"
 LEGACY_MAGIC = b"HIBCKPT1"
 RECORD_PREFIX = b"hibernate checkpoint v2\0"
@@ -63,7 +66,12 @@ class Repo:
         return self.store.get(key)
 
     def head(self) -> str | None:
-        return self.get("HEAD").decode().strip() if self.store.exists("HEAD") else None
+        if not self.store.exists("HEAD"):
+            return None
+        cid = self.get("HEAD").decode("ascii", "replace").strip()
+        if not _ID.match(cid):
+            raise FormatError(f"{self.url}: HEAD does not name a checkpoint id")
+        return cid
 
     def set_head(self, cid: str) -> None:
         self.store.put("HEAD", cid.encode())
@@ -72,8 +80,9 @@ class Repo:
         return self.get("PRUNED") if self.store.exists("PRUNED") else None
 
     def ids(self) -> list[str]:
-        return [k.split("/")[-1][:-5] for k in self.store.list("checkpoints/")
-                if k.endswith(".ckpt")]
+        found = (k.split("/")[-1][:-5] for k in self.store.list("checkpoints/")
+                 if k.endswith(".ckpt") and k.count("/") == 1)
+        return [cid for cid in found if _ID.match(cid)]
 
     def exists(self, cid: str) -> bool:
         return self.store.exists(f"checkpoints/{cid}.ckpt")
@@ -83,7 +92,9 @@ class Repo:
 
     def full_id(self, cid: str) -> str:
         """The checkpoint id that ``cid`` (an id or a unique prefix of one) names."""
-        if self.exists(cid):
+        if not _PREFIX.match(cid):
+            raise HibernateError(f"{cid!r} is not a checkpoint id (hex digits)")
+        if len(cid) == 16 and self.exists(cid):
             return cid
         matches = [i for i in self.ids() if i.startswith(cid)] if cid else []
         if len(matches) != 1:

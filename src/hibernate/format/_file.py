@@ -22,6 +22,7 @@ naming the hibernate that reads the file, before anything else is parsed.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable
@@ -243,6 +244,7 @@ def read_file_manifest(src: ReadHandle, keys: list[_keys.Key] | None) -> Manifes
     manifest = Manifest.from_dict(d)  # every field present and typed
     check_manifest(manifest, version, bits)
     _check_spans(manifest.blobs, header_size, offset)
+    check_expansion(manifest.blobs, src.size)
     if version == 1:
         status = _keys.Signature.UNCHECKED if keys is None else _keys.verify(
             key_id, mac, src.read(0, header_size) + data, keys, legacy=True)
@@ -280,6 +282,26 @@ def check_manifest(manifest: Manifest, version: int, bits: int | None) -> None:
                 c.codec == "zstd" for b in manifest.blobs for c in b.chunks):
             raise FormatError("a chunk is zstd-compressed but the file does not declare zstd")
     check_codecs(manifest.blobs)
+
+
+def max_expansion() -> int:
+    """How many times its own size a file may expand to when read (``HIBERNATE_MAX_EXPANSION``,
+    default 1024): a 4 KB file cannot make a reader allocate gigabytes."""
+    try:
+        return max(1, int(os.environ.get("HIBERNATE_MAX_EXPANSION", "1024")))
+    except ValueError:
+        return 1024
+
+
+def check_expansion(blobs: Iterable[Blob], size: int) -> None:
+    """FormatError, before anything is allocated, when the blobs declare more raw bytes
+    than ``max_expansion()`` times the file's size."""
+    total = sum(c.raw for b in blobs for c in b.chunks)
+    limit = max_expansion() * max(size, 1)
+    if total > limit:
+        raise FormatError(f"the file declares {total} bytes of data in {size} bytes, more than "
+                          f"{max_expansion()} times its size: refused before reading (set "
+                          "HIBERNATE_MAX_EXPANSION to read a legitimately compressible file)")
 
 
 def _check_spans(blobs: Iterable[Blob], data_start: int, data_end: int) -> None:

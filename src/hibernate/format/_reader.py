@@ -14,6 +14,7 @@ exists).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -45,11 +46,18 @@ class ChunkSource(Protocol):
         """A memory-mapped view of a whole raw blob, or None where that is not possible."""
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+
+
 def check_codecs(blobs: Sequence[Blob]) -> None:
-    """Every chunk's codec is one this hibernate decodes (installed, too), and no chunk
-    claims more than ``MAX_CHUNK`` raw bytes: checked before anything is allocated."""
+    """Every chunk's codec is one this hibernate decodes (installed, too), its digest is 64
+    lowercase hex digits (a store names objects by it: nothing else may become a path), and
+    no chunk claims more than ``MAX_CHUNK`` raw bytes: checked before anything is
+    allocated."""
     for blob in blobs:
         for c in blob.chunks:
+            if not _HEX64.match(c.digest):
+                raise FormatError("a chunk's digest is not 64 hex digits")
             if c.codec not in CODECS:
                 raise FormatError(f"unknown chunk codec {c.codec!r}")
             if c.raw > MAX_CHUNK or (c.codec == "raw" and c.stored not in (c.raw, 0)):

@@ -6,6 +6,7 @@ and code checked (``_In``). See _pandas.py for the forms; nothing here runs code
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -301,7 +302,7 @@ class _In:
             values = self.array(node["values"])
             if values.dtype.kind != "M":
                 raise ValueError("timezone-aware values must be datetimes")
-            return pd.array(values).tz_localize("UTC").tz_convert(str(node["tz"]))
+            return pd.array(values).tz_localize("UTC").tz_convert(_zone(node.get("tz")))
         if k == "masked":
             if node["dtype"] not in _MASKED:
                 raise ValueError(f"unknown masked dtype {node['dtype']!r}")
@@ -366,3 +367,14 @@ def _decode_strings(n: int, off_buf: Buffer, data_buf: Buffer) -> np.ndarray:
     out = np.empty(n, object)
     out[:] = [data[a:b].decode("utf-8") for a, b in zip(bounds, bounds[1:])]
     return out
+
+
+_ZONE = re.compile(r"(?:[A-Za-z][A-Za-z0-9_+:\-]*(?:/[A-Za-z0-9_+:\-]+)*|[+-]\d\d:\d\d)\Z")
+
+
+def _zone(tz: object) -> str:
+    """A time zone name as saved: an IANA-style name or a fixed offset, nothing that a time
+    zone library would read as a path (``dateutil//etc/passwd``)."""
+    if not isinstance(tz, str) or len(tz) > 64 or not _ZONE.match(tz) or ".." in tz:
+        raise ValueError(f"not a time zone name: {str(tz)[:64]!r}")
+    return tz

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 import weakref
 from collections.abc import Iterator
 
@@ -100,7 +101,7 @@ class LocalWriteHandle(WriteHandle):
         _remove_stale_temps(d, name)
         self.tmp = os.path.join(d, f".{name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}")
         try:
-            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as e:
             raise StorageError(f"cannot create {self.tmp}: {e.strerror or e}") from e
 
@@ -121,6 +122,10 @@ class LocalWriteHandle(WriteHandle):
 
     def commit(self) -> None:
         try:
+            try:  # the file it replaces keeps its mode (a 0600 session stays 0600)
+                os.fchmod(self._fd, stat.S_IMODE(os.stat(self.path).st_mode))
+            except FileNotFoundError:
+                pass
             os.fsync(self._fd)
             fd, self._fd = self._fd, -1
             os.close(fd)

@@ -1,0 +1,152 @@
+"""Doors through stores and file metadata (trust issue, items 8 and 12):
+
+- chunk digests and checkpoint ids become object paths: anything but hex is refused before
+  any path is built (no ``objects/../..``, no HEAD that names a file outside the store, no
+  ``hibernate checkout`` writing ``ID.hib`` outside the working directory);
+- a file cannot declare more data than a bounded multiple of its size: refused before
+  anything is allocated (measured on a child process);
+- a pandas time zone is a name, never a path a time zone library would open;
+- a save keeps the mode of the file it replaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hibernate
+
+from .craft import manifest_of, rewrap
+
+
+def _record(store: Path, manifest: dict, cid: str = "0123456789abcdef") -> None:
+    """An unsigned checkpoint record (format 2) holding ``manifest``."""
+    body = json.dumps({"checkpoint": {"parent": None, "message": "m", "time": "t"},
+                       "manifest": manifest,
+                       "seal": {"key_id": "00" * 16, "mac": "00" * 32}}).encode()
+    (store / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (store / "checkpoints" / f"{cid}.ckpt").write_bytes(b"HIBCKPT2" + bytes(48) + body)
+    (store / "HEAD").write_text(cid)
+
+
+def test_a_chunk_digest_cannot_name_a_path_outside_the_store(tmp_path: Path) -> None:
+    hibernate.save(tmp_path / "s.hib", {"x": [1, 2, 3]})
+    m = manifest_of((tmp_path / "s.hib").read_bytes())
+    (tmp_path / "secret").write_bytes(b"outside the store")
+    for blob in m["blobs"]:
+        for c in blob["chunks"]:
+            c["digest"] = "../../secret"
+    store = tmp_path / "store"
+    _record(store, m)
+    with pytest.raises(hibernate.FormatError, match="64 hex"):
+        hibernate.checkout(store, None, {}, data_only=True)
+
+
+def test_head_cannot_name_a_checkpoint_outside_the_store(tmp_path: Path) -> None:
+    store = tmp_path / "work" / "store"
+    hibernate.checkpoint(store, {"x": 1})
+    (store / "HEAD").write_text("../../../evil")
+    with pytest.raises(hibernate.FormatError, match="HEAD"):
+        hibernate.checkout(store, None, {})
+    out = subprocess.run([sys.executable, "-m", "hibernate", "checkout", str(store)],
+                         cwd=tmp_path / "work", capture_output=True, text=True)
+    assert out.returncode != 0 and "HEAD" in out.stderr
+    assert not list(tmp_path.rglob("evil*")), "a file was written from HEAD's text"
+    with pytest.raises(hibernate.HibernateError, match="not a checkpoint id"):
+        hibernate.checkout(store, "../x", {})
+
+
+def test_a_tiny_file_declaring_gigabytes_is_refused_before_allocating(fresh) -> None:
+    hibernate.save(fresh.path / "s.hib", {"x": np.arange(10)}, compression="fast")
+    data = (fresh.path / "s.hib").read_bytes()
+    m = manifest_of(data)
+    chunk = m["blobs"][0]["chunks"][0]
+    stored = data[chunk["offset"]:chunk["offset"] + chunk["stored"]]
+    body, chunks = b"", []
+    for _ in range(16):  # 16 chunks at their own offsets, each claiming 64 MiB: 1 GiB
+        body += bytes(-(32 + len(body)) % 64)
+        chunks.append(dict(chunk, offset=32 + len(body), raw=64 << 20, codec="zstd"))
+        body += stored
+    m["blobs"][0]["chunks"] = chunks
+    assert "zstd" in m["features"]
+    (fresh.path / "bomb.hib").write_bytes(rewrap(data, m, body=body))
+    assert (fresh.path / "bomb.hib").stat().st_size < 16_000
+    got = fresh.json("""
+        import json, resource, subprocess, sys
+        import hibernate
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        outcomes = []
+        for call in (lambda: hibernate.load("bomb.hib", {}, data_only=True),
+                     lambda: hibernate.inspect("bomb.hib"),
+                     lambda: hibernate.open("bomb.hib")):
+            try:
+                call()
+                outcomes.append("accepted")
+            except hibernate.FormatError as e:
+                outcomes.append(str(e))
+        cli = [subprocess.run([sys.executable, "-m", "hibernate", verb, "bomb.hib"]
+                              + (["--yes"] if verb == "trust" else []),
+                              capture_output=True, text=True) for verb in ("verify", "trust")]
+        grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        print(json.dumps({"outcomes": outcomes, "grew_kib": grew,
+                          "cli": [[p.returncode, p.stderr] for p in cli]}))
+    """)
+    assert all("more than 1024 times its size" in o for o in got["outcomes"]), got
+    assert got["grew_kib"] < 64 * 1024, got
+    assert all(rc == 2 and "1024 times" in err for rc, err in got["cli"]), got["cli"]
+
+
+def test_a_legitimately_compressible_file_loads_with_a_setting(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    zeros = {"z": np.zeros(20_000_000)}  # 160 MB of zeros compress far past 1024x
+    hibernate.save(tmp_path / "z.hib", zeros, compression="small")
+    with pytest.raises(hibernate.FormatError, match="HIBERNATE_MAX_EXPANSION"):
+        hibernate.inspect(tmp_path / "z.hib")
+    monkeypatch.setenv("HIBERNATE_MAX_EXPANSION", "100000")
+    out: dict = {}
+    assert hibernate.load(tmp_path / "z.hib", out).failed == {}
+    assert out["z"].shape == (20_000_000,) and not out["z"].any()
+
+
+def test_a_pandas_time_zone_never_opens_a_file(fresh) -> None:
+    import pandas as pd
+
+    s = pd.Series(pd.date_range("2020", periods=3, tz="Europe/Paris"))
+    hibernate.save(fresh.path / "s.hib", {"s": s})
+    data = (fresh.path / "s.hib").read_bytes()
+    m = manifest_of(data)
+    text = json.dumps(m).replace('"Europe/Paris"', '"dateutil//etc/passwd"')
+    assert "dateutil//etc/passwd" in text
+    (fresh.path / "bad.hib").write_bytes(rewrap(data, text.encode()))
+    got = fresh.json("""
+        import json, sys
+        opened = []
+        sys.addaudithook(lambda ev, args: opened.append(str(args[0]))
+                         if ev == "open" and "passwd" in str(args[0]) else None)
+        import hibernate
+        r = hibernate.load("bad.hib", {}, data_only=True)
+        print(json.dumps({"failed": r.failed, "opened": opened}))
+    """)
+    assert got["opened"] == [] and "time zone" in got["failed"]["s"], got
+
+
+def test_a_save_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "private.hib"
+    hibernate.save(path, {"x": 1})
+    os.chmod(path, 0o600)
+    hibernate.save(path, {"x": 2})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    new = tmp_path / "new.hib"
+    old = os.umask(0o027)
+    try:
+        hibernate.save(new, {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640  # 0666 less the umask
