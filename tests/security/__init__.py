@@ -1,1 +1,2 @@
-"""Security tests: one or more per attack class, each proving the outcome as an attacker would check it."""
+"""Security tests: one or more per attack class, each proving the outcome the way an
+attacker would check it."""

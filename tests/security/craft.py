@@ -28,7 +28,7 @@ def rewrap(data: bytes, manifest: dict[str, Any] | bytes, *, sign: bool = False,
            body: bytes | None = None) -> bytes:
     """The file's header (and its data section, or ``body``) with another manifest and a
     consistent trailer; signed with the test key when ``sign``."""
-    from hibernate.format import canonical_bytes, header_bytes, signed_message
+    from hibernate.format import canonical_bytes, signed_message
     from hibernate.trust import user_key
 
     raw = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
