@@ -9,17 +9,41 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from .format import Entry, Kind, Skip, SkipCode
 from .format import Manifest as _Manifest
 
-__all__ = ["LoadReport", "Manifest", "SaveReport", "SavedEntry"]
+__all__ = ["LoadReport", "Manifest", "SanitizedStream", "SaveReport", "SavedEntry", "clean",
+           "sanitize"]
+
+
+def sanitize(text: object) -> str:
+    """The one output sanitizer: text from a file, made safe for a terminal. Every
+    character that is not printable (ESC, CR, BEL, OSC and clipboard sequences, bidi
+    controls...) becomes '?'; only newlines and tabs stay."""
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in str(text))
 
 
 def clean(text: object, limit: int = 80) -> str:
-    """Printable, one-line, bounded text: control characters (ESC, CR...) become '?'."""
-    s = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    """Printable, one-line, bounded text (``sanitize``, and newlines become '?' too)."""
+    s = sanitize(text).replace("\n", "?").replace("\t", " ")
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+class SanitizedStream:
+    """A text stream that passes everything written through ``sanitize`` (the CLI's stdout
+    and stderr: every command's output goes through the one sanitizer)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(sanitize(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def human(n: int) -> str:

@@ -274,12 +274,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; everything it prints goes through the one output sanitizer (text from
+    a file never reaches the terminal as control sequences)."""
+    from ._reports import SanitizedStream
+
     args = build_parser().parse_args(argv)
+    real = sys.stdout, sys.stderr
+    if args.func not in (_shell, _run):  # those hand the terminal to the user's session
+        sys.stdout, sys.stderr = SanitizedStream(real[0]), SanitizedStream(real[1])
     try:
         return int(args.func(args))
     except HibernateError as e:
         print(f"hibernate: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
+    finally:
+        sys.stdout, sys.stderr = real
 
 
 if __name__ == "__main__":

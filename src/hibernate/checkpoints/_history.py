@@ -31,7 +31,7 @@ class Checkpoint:
     bytes_written: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.id}  {self.time}  {clean(self.message, 60)!s:60}  "
+        return (f"{clean(self.id, 16)}  {clean(self.time, 40)}  {clean(self.message, 60)!s:60}  "
                 f"{len(self.names)} names, {human(self.bytes_total)}")
 
 
