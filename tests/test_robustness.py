@@ -23,14 +23,19 @@ def test_untrusted_import_reference_runs_no_lazy_import(fresh) -> None:
         import hibernate
         before = set(sys.modules)
         ns = {}
-        r = hibernate.load("lazy.hib", ns, data_only=True)
+        r = hibernate.load("lazy.hib", ns, data_only=True)  # data only: not even tried
+        asked = {}  # asked for by name: tried, without running the lazy import
+        r2 = hibernate.load("lazy.hib", asked, data_only=True, include=["pool_cls", "n"])
         print(json.dumps({"new": sorted(set(sys.modules) - before), "bound": sorted(ns),
-                          "skipped": {n: s.code for n, s in r.skipped.items()}}))
+                          "skipped": {n: s.code for n, s in r.skipped.items()},
+                          "asked": sorted(asked),
+                          "asked_skipped": {n: s.code for n, s in r2.skipped.items()}}))
     """)
     # concurrent.futures imports ProcessPoolExecutor lazily through its __getattr__
     assert not any(m.startswith(("concurrent.futures.process", "multiprocessing"))
                    for m in got["new"]), got["new"]
-    assert got["bound"] == ["n"] and got["skipped"] == {"pool_cls": "untrusted"}
+    assert got["bound"] == ["n"] and got["skipped"] == {"pool_cls": "reference"}
+    assert got["asked"] == ["n"] and got["asked_skipped"] == {"pool_cls": "untrusted"}
 
 
 def test_loading_twice_does_not_rebind_an_earlier_loads_class(tmp_path: Path) -> None:

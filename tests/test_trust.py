@@ -132,17 +132,22 @@ with hibernate.open("evil.hib", data_only=True) as snap:
     except hibernate.UntrustedFileError:
         lazy = "refused"
     lazy_numbers = snap["numbers"]
+refs = hibernate.load("evil.hib", {}, data_only=True, include=["np", "subprocess"])
 report(restored=sorted(r.restored), untrusted=sorted(n for n, s in r.skipped.items()
        if s.code == "untrusted"), numbers=numbers, arr=arr.tolist(), lazy=lazy,
-       lazy_numbers=lazy_numbers)
+       lazy_numbers=lazy_numbers, references=sorted(n for n, s in r.skipped.items()
+                                                    if s.code == "reference"),
+       asked=sorted(refs.restored), asked_untrusted=sorted(refs.skipped))
 """)
     assert got["bad"] == [] and got["canary"] is False and got["imported_this"] is False
     assert set(got["finds"]) <= {str(["'builtins'", "'dict'"])}  # nothing but data types
     assert got["numbers"] == [1, 2.5, {"k": [3, 4]}] and got["arr"] == [[0, 1, 2], [3, 4, 5]]
-    assert {"numbers", "arr", "np"} <= set(got["restored"])
+    assert {"numbers", "arr"} <= set(got["restored"]) and "np" not in got["restored"]
     payloads = {"chained", "evaled", "imported", "spawned", "system"}
     assert payloads <= set(got["untrusted"]) and "numbers" not in got["untrusted"]
-    assert "subprocess" in got["untrusted"]  # not imported here: nothing new is imported
+    assert {"np", "subprocess"} <= set(got["references"])  # data only: references listed
+    assert got["asked"] == ["np"]  # bound when asked for by name and already imported
+    assert "subprocess" in got["asked_untrusted"]  # not imported here: nothing new is
     assert got["lazy"] == "refused" and got["lazy_numbers"] == got["numbers"]
 
 

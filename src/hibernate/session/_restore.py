@@ -19,7 +19,7 @@ from .. import serializers
 from .._progress import Progress
 from .._reports import LoadReport
 from ..errors import UntrustedFileError
-from ..format import BlobReader, ChunkSource, Prefetcher, Skip, SkipCode
+from ..format import BlobReader, ChunkSource, How, Prefetcher, Skip, SkipCode
 from ..format._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, Manifest
 from ..serializers._pickle import bound_namespace
 from ..trust import is_trusted_manifest
@@ -196,6 +196,14 @@ def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, A
     end). ``keep``: names whose live values are left in place (reported as kept)."""
     chosen, skipped = select_entries(manifest, select, ipython_hidden(ns))
     chosen = [e for e in chosen if e.name not in keep]
+    if data_only:  # data only: a reference is bound only when asked for by name
+        for e in [e for e in chosen if e.how == How.REFERENCE
+                  and not select.explicitly_included(e.name)]:
+            target = (e.module or "?") + (f".{e.qualname}" if e.kind == IMPORT and e.qualname
+                                          else "")
+            skipped[e.name] = Skip(SkipCode.REFERENCE, f"a reference to {target}: include "
+                                   "it by name to bind it (data_only binds data only)")
+            chosen.remove(e)
     if not data_only:
         check_trust(chosen, manifest, trusted, where)
     groups = {g.id: g for g in manifest.groups}
