@@ -94,7 +94,10 @@ class BlobReader:
     """Reads the blobs of a checked manifest from a source, verifying every chunk."""
 
     def __init__(self, source: ChunkSource, blobs: Sequence[Blob], digest: str,
-                 mmap: bool = False, on_bytes: Callable[[int], None] | None = None) -> None:
+                 mmap: bool = False, on_bytes: Callable[[int], None] | None = None,
+                 mappable: frozenset[int] = frozenset()) -> None:
+        """``mmap``: blobs in ``mappable`` (raw numeric buffers: never a stream that is
+        decoded) may be handed out as views of the mapped file, unchecked."""
         if mmap and not source.can_map:
             raise ValueError("mmap=True needs a .hib file on local disk (remote files and "
                              "checkpoint stores are read, not mapped)")
@@ -102,6 +105,7 @@ class BlobReader:
         self._blobs = blobs
         self._hash = digest_function(digest)
         self._mmap = mmap
+        self._mappable = mappable
         self._on_bytes = on_bytes
 
     def _fetch(self, c: Chunk, piece: memoryview) -> None:
@@ -121,7 +125,7 @@ class BlobReader:
         """The raw bytes of one blob; IntegrityError if any chunk's digest does not match.
         (A mapped blob is a memoryview of the map, unchecked.)"""
         blob = self._blobs[index]
-        if self._mmap and blob.length >= MMAP_MIN:
+        if self._mmap and index in self._mappable and blob.length >= MMAP_MIN:
             mapped = self._source.map_blob(blob)
             if mapped is not None:
                 return mapped

@@ -7,7 +7,7 @@ stored as blobs, zero-copy where the object allows it. A serializer never sees f
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,6 +45,11 @@ class Serializer(ABC):
 
     @abstractmethod
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object: ...
+
+    def raw_buffers(self, meta: Mapping[str, Any], count: int) -> set[int]:
+        """Which of a dumped value's ``count`` buffers are raw numeric bytes handed over as
+        they are (never decoded), so ``mmap=True`` may map them. None by default."""
+        return set()
 
 
 class StreamingSerializer(Serializer):

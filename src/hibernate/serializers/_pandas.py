@@ -25,7 +25,7 @@ the file is checked before use (Arrow data with a full ``validate``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,22 @@ class PandasSerializer(Serializer):
         meta["attrs"] = obj.attrs
         meta["dup"] = bool(obj.flags.allows_duplicate_labels)
         return Dumped(meta, out.buffers)
+
+    def raw_buffers(self, meta: Mapping[str, Any], count: int) -> set[int]:
+        """The buffers of numpy columns (numbers, bools, datetimes, codes, masks): raw.
+        String offsets and text, Arrow streams and labels are decoded: never mapped."""
+        found: set[int] = set()
+        todo: list[Any] = [meta]
+        while todo:
+            node = todo.pop()
+            if isinstance(node, dict):
+                if node.get("k") == "np" and type(node.get("b")) is int:
+                    found.add(node["b"])
+                else:
+                    todo.extend(node.values())
+            elif isinstance(node, list):
+                todo.extend(node)
+        return {b for b in found if 0 <= b < count}
 
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object:
         pd = _pd()

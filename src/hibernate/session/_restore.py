@@ -232,6 +232,24 @@ def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, A
                       time.perf_counter() - start, manifest.signature, trusted)
 
 
+def raw_buffers(manifest: Manifest) -> frozenset[int]:
+    """The blobs that are raw numeric buffers, handed over as bytes and never decoded, as
+    each group's serializer says (a numpy array, a pickle's out-of-band buffers but never its
+    stream, a frame's numeric columns). Only these may be memory-mapped."""
+    found: set[int] = set()
+    for g in manifest.groups:
+        if g.serializer.name == "pickle":  # its out-of-band buffers, never the stream
+            found.update(g.blobs[1:])
+            continue
+        try:
+            ser = serializers.get(g.serializer.name)
+            local = ser.raw_buffers(g.meta, len(g.blobs))
+        except Exception:  # an unknown serializer fails at restore, with its reason
+            continue
+        found.update(g.blobs[i] for i in local)
+    return frozenset(found)
+
+
 def restore_from(manifest: Manifest, source: ChunkSource, ns: dict[str, Any], *,
                  select: Selector, trust: bool, data_only: bool, mmap: bool,
                  progress: bool | None, where: str, start: float,
@@ -241,7 +259,8 @@ def restore_from(manifest: Manifest, source: ChunkSource, ns: dict[str, Any], *,
     trusted = is_trusted_manifest(manifest, trust)
     bar = Progress("loading", sum(b.length for b in manifest.blobs), progress)
     try:
-        reader = BlobReader(source, manifest.blobs, manifest.digest, mmap=mmap, on_bytes=bar)
+        reader = BlobReader(source, manifest.blobs, manifest.digest, mmap=mmap, on_bytes=bar,
+                            mappable=raw_buffers(manifest) if mmap else frozenset())
         return restore(manifest, reader.read, ns, select, trusted, data_only, where, start,
                        keep)
     finally:
