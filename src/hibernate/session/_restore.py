@@ -21,6 +21,7 @@ from .._reports import LoadReport
 from ..errors import UntrustedFileError
 from ..format import BlobReader, ChunkSource, How, Prefetcher, Skip, SkipCode
 from ..format._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, Manifest
+from ..serializers._ipc import untrusted
 from ..serializers._pickle import bound_namespace
 from ..trust import is_trusted_manifest
 from ..trust._restricted import RefusedGlobal, restricted_loads
@@ -176,7 +177,7 @@ class Restorer:
             except RefusedGlobal as e:
                 raise NeedsCode(str(e)) from None
         else:
-            with bound_namespace(self._globals, self._classes):
+            with bound_namespace(self._globals, self._classes), untrusted(self._restricted):
                 obj = ser.load(dict(g.meta), buffers)
         if not g.meta.get("multi"):
             return {g.names[0]: obj}

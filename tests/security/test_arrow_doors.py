@@ -1,0 +1,87 @@
+"""Arrow data from a file (trust issue, items 3 and 8): an IPC body compressed inside the
+stream is refused before it is decompressed (it went from 17 KB to 512 MB past the chunk
+bound), and an untrusted file's Arrow columns may only be of plain types (an extension-
+tagged field reached polars, which panicked and aborted the process). Each is checked on a
+child process: it must exit normally, and its peak memory stay small."""
+
+from __future__ import annotations
+
+import signal
+
+import blake3
+
+import hibernate
+
+from .craft import manifest_of, rewrap
+
+STRANGER = {"HIBERNATE_KEY": "a stranger's key, not yours"}
+
+
+def _swap_blob(data: bytes, new: bytes) -> bytes:
+    """The file with its only Arrow group's stream replaced by ``new`` (unsigned)."""
+    m = manifest_of(data)
+    group = next(g for g in m["groups"] if g["serializer"]["name"] in ("arrow", "polars"))
+    body = bytes(32) + new  # the first chunk at offset 64, the header before it
+    chunk = {"offset": 64, "raw": len(new), "stored": len(new), "codec": "raw",
+             "digest": blake3.blake3(new).hexdigest()}
+    m["blobs"] = [{"chunks": [chunk]}]
+    group["blobs"] = [0]
+    m["groups"] = [group]
+    m["entries"] = [e for e in m["entries"] if e.get("group") == group["id"]]
+    return rewrap(data, m, body=body)
+
+
+def test_a_compressed_ipc_body_is_refused_before_it_expands(fresh) -> None:
+    import pyarrow as pa
+
+    hibernate.save(fresh.path / "s.hib", {"t": pa.table({"x": [1, 2, 3]})})
+    big = pa.table({"x": pa.repeat(pa.scalar(0, pa.int64()), 64_000_000)})  # 512 MB
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, big.schema,
+                           options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_table(big)
+    bomb = sink.getvalue().to_pybytes()
+    assert len(bomb) < 200_000
+    data = (fresh.path / "s.hib").read_bytes()
+    (fresh.path / "bomb.hib").write_bytes(_swap_blob(data, bomb))
+    proc = fresh.run("""
+        import json, resource
+        import hibernate
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        r = hibernate.load("bomb.hib", {}, data_only=True)
+        grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        print(json.dumps({"failed": r.failed, "grew_kib": grew}))
+    """, check=False)
+    assert proc.returncode == 0, proc.stderr
+    got = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert "compressed" in got["failed"]["t"], got
+    assert got["grew_kib"] < 64 * 1024, got
+
+
+def test_an_extension_tagged_field_never_reaches_polars_from_an_untrusted_file(fresh) -> None:
+    fresh.run("""
+        import polars as pl, pyarrow as pa
+        import hibernate
+        frame = pl.DataFrame({"x": [1, 2, 3]})
+        hibernate.save("s.hib")
+    """, env=STRANGER)
+    import pyarrow as pa
+
+    field = pa.field("x", pa.int64(), metadata={b"ARROW:extension:name": b"polars.object",
+                                                b"ARROW:extension:metadata": b"\x00" * 8})
+    table = pa.table([pa.array([1, 2, 3])], schema=pa.schema([field]))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    data = (fresh.path / "s.hib").read_bytes()
+    (fresh.path / "tagged.hib").write_bytes(_swap_blob(data, sink.getvalue().to_pybytes()))
+    proc = fresh.run("""
+        import json
+        import hibernate
+        r = hibernate.load("tagged.hib", {}, data_only=True)
+        print(json.dumps(r.failed))
+    """, check=False)
+    assert proc.returncode not in (-signal.SIGABRT, -signal.SIGSEGV), proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    failed = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert "extension" in failed["frame"], failed
