@@ -20,7 +20,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from .format import Kind
+from .format import How, Kind
 from .session import Selector
 
 __all__ = ["PostMortem", "open_shell", "postmortem_from", "postmortem_of", "run_script",
@@ -169,25 +169,42 @@ def postmortem_from(manifest_session: dict[str, Any], values: dict[str, object]
 
 
 def open_shell(path: str, trust: bool = False, use_ipython: bool = True) -> int:
-    """Load a saved session (and its post-mortem, if any) and start a shell on it."""
+    """Load a saved session (and its post-mortem, if any) and start a shell on it.
+
+    The one trust decision applies: from a file you do not trust, the shell loads data only
+    (as ``load(data_only=True)``), and a frame's locals are bound as names only when they
+    are plain names (not a builtin's, not a dunder) holding data: a file cannot make your
+    ``print`` its ``exec``. All frames stay in ``postmortem.frames[i].locals``."""
     import builtins
 
     from ._api import inspect, load
+    from .session import is_plain_name
+    from .trust import is_trusted_manifest
 
     manifest = inspect(path)
+    trusted = is_trusted_manifest(manifest, trust)
     frame_names = [e.name for e in manifest.entries
                    if e.name.startswith("frame") and "." in e.name and e.kind != Kind.SKIPPED]
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-    report = load(path, ns, include=["*", *frame_names], trust=trust)
+    report = load(path, ns, include=["*", *frame_names], trust=trust, data_only=not trusted)
     frames = {n: ns.pop(n) for n in frame_names if n in ns}
-    lines = [f"hibernate shell: {len(report.restored) - len(frames)} names from {path}"]
+    lines = [f"hibernate shell: {len(report.restored) - len(frames)} names from {path}"
+             + ("" if trusted else " (not trusted: data only)")]
     if report.failed:
         lines.append(f"  failed to restore: {', '.join(report.failed)}")
     pm = postmortem_from(dict(manifest.session), frames)
     if pm is not None:
         ns["postmortem"] = pm
         if pm.frames and pm.frames[-1].locals:
-            ns.update(pm.frames[-1].locals)
+            refs = {e.name for e in manifest.entries if e.how == How.REFERENCE}
+            last = pm.frames[-1]
+            bind = {n: v for n, v in last.locals.items() if trusted or (
+                is_plain_name(n) and f"frame{last.index}.{n}" not in refs)}
+            held = sorted(set(last.locals) - set(bind))
+            ns.update(bind)
+            if held:
+                lines.append(f"  not bound from an untrusted file (see postmortem.frames): "
+                             f"{', '.join(held)}")
         lines += [repr(pm), "The failing frame's locals are bound; all frames are in "
                   "`postmortem.frames[i].locals`."]
     banner = "\n".join(lines)
