@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-TEST_KEY = "hibernate-test-key-0123456789abcdef"
+TEST_KEY = "68696265726e6174652d746573742d6b6579"  # hex of 18 bytes, as keys must be
+STRANGER_KEY = "5354524e47522d" + "0f1e2d3c4b5a6978" * 2  # another valid key: someone else
 
 
 @pytest.fixture(autouse=True)

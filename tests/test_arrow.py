@@ -64,7 +64,7 @@ def test_untrusted_arrow_data_loads_with_data_only(fresh) -> None:
 import hibernate
 globals().update(build())
 hibernate.save("t.hib")
-""", env={"HIBERNATE_KEY": "somebody-else-entirely-0123456789"})
+""", env={"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"})
     got = fresh.json(BUILD + """
 import json
 import hibernate
@@ -128,7 +128,7 @@ def build():
 import hibernate
 globals().update(build())
 hibernate.save("p.hib")
-""", env={"HIBERNATE_KEY": "somebody-else-entirely-0123456789"})
+""", env={"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"})
     m = hibernate.inspect(fresh.path / "p.hib")
     assert {m.groups[m.entry(n).group].serializer.name for n in ("frame", "series")} == {
         "polars"}

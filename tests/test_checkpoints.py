@@ -186,7 +186,7 @@ def test_cli_history_commands(tmp_path: Path) -> None:
 def test_a_foreign_store_needs_trust(tmp_path: Path, monkeypatch) -> None:
     store = tmp_path / "store"
     hibernate.checkpoint(store, {"x": [1]})
-    monkeypatch.setenv("HIBERNATE_KEY", "somebody else")
+    monkeypatch.setenv("HIBERNATE_KEY", "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978")
     with pytest.raises(hibernate.UntrustedFileError):
         hibernate.checkout(store, None, {})
     out: dict = {}

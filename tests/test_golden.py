@@ -29,7 +29,7 @@ def _maker() -> Any:
 
 @pytest.fixture(autouse=True)
 def golden_key(monkeypatch) -> None:
-    monkeypatch.setenv("HIBERNATE_KEY", "hibernate-golden-key")
+    monkeypatch.setenv("HIBERNATE_KEY", _maker().GOLDEN_KEY)
 
 
 def _check_v1_values(ns: dict[str, Any], want: dict[str, Any]) -> None:
@@ -45,9 +45,14 @@ def _check_v1_values(ns: dict[str, Any], want: dict[str, Any]) -> None:
 
 
 def test_golden_v1_file_still_loads() -> None:
+    """Signed with a passphrase key, which 0.2 refuses: the file reads as someone else's,
+    and is trusted the documented way (the trust list)."""
     path = GOLDEN / "v1.hib"
     m = hibernate.inspect(path)
-    assert m.signature == "valid" and m.format_version == 1
+    assert m.signature == "foreign" and m.format_version == 1
+    with pytest.raises(hibernate.UntrustedFileError):
+        hibernate.load(path, {})
+    hibernate.trust.add_trusted(m.manifest_digest, "golden v1")
     assert {c.codec for b in m.blobs for c in b.chunks} == {"raw", "zstd"}
     assert {e.how for e in m.entries if e.kind == "value"} == {"stored"}
     ns: dict = {}
@@ -88,18 +93,20 @@ def test_golden_stores_of_both_versions_check_out(tmp_path: Path) -> None:
         subprocess.run(["cp", "-r", str(GOLDEN / name), str(store)], check=True)
         history = hibernate.log(store)
         assert [c.message for c in history] == ["second", "first"]
+        trust = name == "v1-store"  # signed with a passphrase key, refused since 0.2
         newest: dict = {}
-        assert hibernate.checkout(store, None, newest).failed == {}
+        assert hibernate.checkout(store, None, newest, trust=trust).failed == {}
         older: dict = {}
-        assert hibernate.checkout(store, history[1].id, older).failed == {}
+        assert hibernate.checkout(store, history[1].id, older, trust=trust).failed == {}
         assert newest["arr"][0] == -1 and older["arr"][0] == 0
         assert (newest["note"] == note) if note else newest["data"] == {"k": "second"}
         exported = tmp_path / f"{name}.hib"  # an old store's checkpoint exports as format 2
         hibernate.export_checkpoint(store, history[0].id, exported)
         m = hibernate.inspect(exported)
-        assert m.format_version == 2 and m.signature == "valid"
+        # a copy keeps its signature; one that must change is signed only if it was yours
+        assert m.format_version == 2 and m.signature == ("unsigned" if trust else "valid")
         again: dict = {}
-        assert hibernate.load(exported, again).failed == {}
+        assert hibernate.load(exported, again, trust=trust).failed == {}
         np.testing.assert_array_equal(again["arr"], newest["arr"])
 
 

@@ -23,7 +23,7 @@ import pytest
 
 import hibernate
 
-STRANGER = "someone-else-entirely-0123456789"
+STRANGER = "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"  # another valid key: someone else
 
 
 def chunk_files(store: Path) -> dict[str, int]:

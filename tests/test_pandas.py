@@ -123,7 +123,7 @@ globals().update(build())
 def helper():  # needs code: refused from an untrusted file
     return 1
 hibernate.save("p.hib")
-""", env={"HIBERNATE_KEY": "somebody-else-entirely-0123456789"})
+""", env={"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"})
     got = fresh.json(BUILD + """
 import json, os, sys
 import hibernate

@@ -17,7 +17,7 @@ def test_untrusted_import_reference_runs_no_lazy_import(fresh) -> None:
         import concurrent.futures, hibernate
         pool_cls = concurrent.futures.ProcessPoolExecutor
         hibernate.save("lazy.hib", {"pool_cls": pool_cls, "n": 1})
-    """, env={"HIBERNATE_KEY": "someone else"})
+    """, env={"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"})
     got = fresh.json("""
         import concurrent.futures, json, sys
         import hibernate

@@ -272,7 +272,7 @@ def test_foreign_key_file_is_refused_and_runs_nothing(fresh) -> None:
 marker = Marker()
 n = 5
 hibernate.save("s.hib")
-""", env={"HIBERNATE_KEY": "someone-else's key"})
+""", env={"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"})
     got = fresh.json("""
         import hibernate, json, os
         before = dict(globals())

@@ -17,7 +17,7 @@ import pytest
 
 import hibernate
 
-STRANGER = {"HIBERNATE_KEY": "a stranger's key"}
+STRANGER = {"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"}
 
 MALICIOUS = """
 import builtins, importlib, os, subprocess

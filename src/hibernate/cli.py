@@ -95,8 +95,11 @@ def _trust(args: argparse.Namespace) -> int:
 
 
 def _key(args: argparse.Namespace) -> int:
-    from .trust._keys import config_dir, rotate_key, user_key
+    from .trust._keys import config_dir, new_key_text, rotate_key, user_key
 
+    if args.action == "new":
+        print(new_key_text())
+        return 0
     if args.action == "rotate":
         old = user_key()
         new = rotate_key()
@@ -216,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("file")
     tr.add_argument("--yes", action="store_true", help="trust without asking")
     tr.set_defaults(func=_trust)
-    key = sub.add_parser("key", help="show your key id, or rotate your key")
-    key.add_argument("action", choices=["id", "rotate"], nargs="?", default="id")
+    key = sub.add_parser("key", help="show your key id, rotate your key, or print a new key "
+                         "for HIBERNATE_KEY")
+    key.add_argument("action", choices=["id", "rotate", "new"], nargs="?", default="id")
     key.set_defaults(func=_key)
     run = sub.add_parser("run", help="run a script, then save its session (post-mortem on a "
                          "crash)")

@@ -16,7 +16,10 @@ import shutil
 import sys
 import threading
 
-os.environ["HIBERNATE_KEY"] = "hibernate-golden-key"
+# format 1's golden files were signed with the passphrase "hibernate-golden-key", which
+# hibernate 0.2 refuses as a key; format 2's with this (hex of "hibernate-golden-key-v2")
+GOLDEN_KEY = "68696265726e6174652d676f6c64656e2d6b65792d7632"
+os.environ["HIBERNATE_KEY"] = GOLDEN_KEY
 
 import hibernate  # noqa: E402
 

@@ -14,7 +14,7 @@ import hibernate
 
 from .craft import manifest_of, rewrap
 
-STRANGER = {"HIBERNATE_KEY": "a stranger's key, not yours"}
+STRANGER = {"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"}
 
 
 def _swap_blob(data: bytes, new: bytes) -> bytes:

@@ -4,7 +4,7 @@ binds none of them; they are listed as references, bound only when included by n
 
 from __future__ import annotations
 
-STRANGER = {"HIBERNATE_KEY": "a stranger's key, not yours"}
+STRANGER = {"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"}
 
 
 def test_references_do_not_replace_the_users_names(fresh) -> None:

@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-STRANGER = "a stranger's key, not yours"
+STRANGER = "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"  # a valid key: someone else
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None,

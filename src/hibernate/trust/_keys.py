@@ -7,7 +7,8 @@ process), so neither is a fast offline test of a guessed key. Format v1 signed t
 the exact manifest bytes with the key itself and named it by a SHA-256 of it; those files
 still verify (``legacy=True``), and nothing new is signed that way.
 
-The key is ``HIBERNATE_KEY`` when set (services, CI, a team sharing a
+The key is ``HIBERNATE_KEY`` when set (hex or base64 of at least 16 random bytes; a
+passphrase is refused; for services, CI, a team sharing a
 key), else a random 32-byte key made on first use in the user's config directory
 (``HIBERNATE_CONFIG_DIR`` overrides the directory). A key id stored beside the signature
 tells "signed with another key" apart from "tampered".
@@ -19,17 +20,20 @@ trust list ``<config>/trusted``), which works for read-only and remote files ali
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from enum import Enum
 
 from ..errors import HibernateError, IntegrityError, StorageError
 
-__all__ = ["Key", "Signature", "SignatureStatus", "add_trusted", "is_trusted", "rotate_key",
-           "seal", "user_key", "user_keys", "verify"]
+__all__ = ["Key", "Signature", "SignatureStatus", "add_trusted", "is_trusted", "new_key_text",
+           "parse_key", "rotate_key", "seal", "user_key", "user_keys", "verify"]
 
 KEY_FILE = "key"
 RETIRED_DIR = "retired"
@@ -54,7 +58,11 @@ def _derive(secret: bytes) -> tuple[bytes, bytes]:
 
 @dataclass(frozen=True)
 class Key:
+    """A signing key. ``legacy``: the bytes format 1 signed with (the variable's text for
+    ``HIBERNATE_KEY``); the same as ``secret`` for a key file."""
+
     secret: bytes = b""
+    legacy: bytes | None = None
 
     @property
     def id(self) -> bytes:
@@ -66,10 +74,46 @@ class Key:
     @property
     def legacy_id(self) -> bytes:
         """The key id format v1 recorded (a fast hash of the key: only for reading)."""
-        return hashlib.sha256(b"hibernate-key-id\0" + self.secret).digest()[:KEY_ID_LEN]
+        return hashlib.sha256(b"hibernate-key-id\0" + self._legacy).digest()[:KEY_ID_LEN]
 
     def legacy_sign(self, data: bytes) -> bytes:
-        return hmac.new(self.secret, data, hashlib.sha256).digest()
+        return hmac.new(self._legacy, data, hashlib.sha256).digest()
+
+    @property
+    def _legacy(self) -> bytes:
+        return self.secret if self.legacy is None else self.legacy
+
+
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2}){16,}\Z")
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{22,}={0,2}\Z")
+REFUSED = ("HIBERNATE_KEY must be hex (at least 32 digits) or base64/base64url (at least 22 "
+           "characters) of at least 16 random bytes; `hibernate key new` prints one to share. "
+           "A passphrase is refused: the key id in every file would let anyone test guesses "
+           "offline. Files signed with a refused key stay readable: trust each with "
+           "`hibernate trust FILE` (or load it with trust=True).")
+
+
+def parse_key(text: str) -> bytes:
+    """The secret bytes of a ``HIBERNATE_KEY`` value (hex, else base64 or base64url);
+    HibernateError for anything else, or for fewer than 16 bytes."""
+    t = text.strip()
+    secret = b""
+    if _HEX.match(t):
+        secret = bytes.fromhex(t)
+    elif _B64.match(t):
+        body = t.rstrip("=").replace("-", "+").replace("_", "/")
+        try:
+            secret = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            secret = b""
+    if len(secret) < 16:
+        raise HibernateError(REFUSED)
+    return secret
+
+
+def new_key_text() -> str:
+    """A fresh key to put in ``HIBERNATE_KEY``: 32 random bytes, base64url."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
 
 
 def config_dir() -> str:
@@ -85,7 +129,7 @@ def user_key() -> Key:
     """The user's signing key: ``HIBERNATE_KEY`` or the key file (created once, mode 0600)."""
     env = os.environ.get("HIBERNATE_KEY")
     if env:
-        return Key(env.encode("utf-8"))
+        return Key(parse_key(env), legacy=env.encode("utf-8"))
     path = os.path.join(config_dir(), KEY_FILE)
     try:
         with open(path, "rb") as f:

@@ -1,20 +1,52 @@
-"""An unpickler that runs no code from the file: only builtin data types may be named.
+"""An unpickler that runs no code from the file, within an allocation budget.
 
-``find_class`` allows an explicit list of data types (containers and scalars) whose
-construction from pickled arguments cannot run anything else; every other global, and
-persistent ids, are refused with ``RefusedGlobal`` naming what was asked for. Never allowed:
-callables such as ``eval``, ``exec``, ``getattr``, ``__import__``, ``os.system``, or any
-reconstructor (``copyreg``, cloudpickle's, hibernate's own).
+Only an explicit list of data types (containers and scalars) may be named (``ALLOWED``);
+every other global, persistent ids and copyreg extension codes are refused with
+``RefusedGlobal`` naming what was asked for. Never allowed: callables such as ``eval``,
+``exec``, ``getattr``, ``__import__``, ``os.system``, or any reconstructor (``copyreg``,
+cloudpickle's, hibernate's own).
+
+The allowed types can still be called with hostile arguments (``bytearray(1 << 30)``,
+``list(range(10**9))``, ``str`` of a shared structure, a set of colliding numbers), so the
+stream is run by hibernate's own pickle machine (``_opcodes.PickleMachine``, the C
+unpickler's semantics with real values) instead of ``pickle``'s, and every step is bounded
+before it allocates (``RefusedData``, a ``pickle.UnpicklingError``, on excess):
+
+- **One budget** of ``BUDGET_FACTOR`` times the stream's (and out-of-band buffers') length
+  plus ``BUDGET_FLOOR`` bytes is drawn from by every object the machine makes (its
+  ``sys.getsizeof``), every container's growth, every memo entry and mark, and, before the
+  call, by what a constructor would make: ``bytes``/``bytearray``/``str`` of a size or of
+  an iterable, ``list``/``tuple``/``set``/``frozenset``/``dict`` of an iterable (a
+  ``range`` counts its length). Each constructor takes only the argument forms the
+  pickler writes (checked per type); ``int`` parses at most ``MAX_DIGITS`` characters.
+- **Hashed containers** (set, frozenset, dict and OrderedDict keys, through any opcode or
+  constructor) may hold at most ``MAX_SAME_HASH`` keys with one hash value, so colliding
+  keys cost a bounded number of comparisons each, never a quadratic build. A key's hash
+  work (tuples are hashed through, anew each time) is drawn from a second budget and its
+  tuple nesting is at most ``MAX_KEY_DEPTH`` (hashing recurses in C).
+- ``APPEND(S)`` only onto lists, ``SETITEM(S)`` only into dicts, ``ADDITEMS`` only into
+  sets, ``BUILD`` only an OrderedDict's attributes; memo indices at most the stream's
+  length; the stream must end at its STOP.
+
+Non-goals: bounding what user code later does with the data (a value built of shared
+references is small in memory however large it looks to ``repr``).
 """
 
 from __future__ import annotations
 
-import io
+import datetime
+import decimal
+import importlib
 import pickle
-from collections.abc import Sequence
-from typing import Any
+import sys
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn
 
-__all__ = ["ALLOWED", "RefusedGlobal", "restricted_loads"]
+from ._opcodes import MalformedPickle, PickleMachine
+
+__all__ = ["ALLOWED", "BUDGET_FACTOR", "BUDGET_FLOOR", "MAX_DIGITS", "MAX_KEY_DEPTH",
+           "MAX_SAME_HASH", "RefusedData", "RefusedGlobal", "restricted_loads"]
 
 ALLOWED: frozenset[tuple[str, str]] = frozenset(
     [("builtins", n) for n in ("bool", "bytearray", "bytes", "complex", "dict", "float",
@@ -26,6 +58,25 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     + [("hibernate._placeholder", "Placeholder")]
 )
 
+BUDGET_FACTOR = 64  # bytes of objects per byte of input
+BUDGET_FLOOR = 4 << 20
+HASH_FACTOR = 16  # hash steps per byte of input
+HASH_FLOOR = 1 << 20
+MAX_SAME_HASH = 32
+MAX_KEY_DEPTH = 100
+MAX_DIGITS = 5000
+_TEXT = 1 << 12  # datetime and timezone arguments
+_P = sys.hash_info.modulus
+_DICT_ITEM = 100  # dict/OrderedDict bytes per item, before the call
+_SET_ITEM = 64
+_SEQ_ITEM = 8
+_HASH_ENTRY = 100  # a tracked key's place in a collision counter
+_CODECS = frozenset({"utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1"})
+_ERRORS = frozenset({"strict", "surrogatepass", "surrogateescape", "replace", "ignore",
+                     "backslashreplace"})
+_SIZED = (str, bytes, bytearray, list, tuple, dict, OrderedDict, set, frozenset, range)
+_NUMBERS = (int, bool, float)
+
 
 class RefusedGlobal(pickle.UnpicklingError):
     """The pickle names a global that a data-only load does not allow."""
@@ -35,16 +86,680 @@ class RefusedGlobal(pickle.UnpicklingError):
         self.module, self.name = module, name
 
 
-class _Unpickler(pickle.Unpickler):
+class RefusedData(pickle.UnpicklingError):
+    """The pickle asks for more than a data-only load allows (size, hashing, a form of
+    constructor call the pickler never writes): the entry fails."""
+
+
+def _refuse(why: str) -> NoReturn:
+    raise RefusedData(f"refused: {why}")
+
+
+def _kind(x: object) -> str:
+    return type(x).__name__
+
+
+class _Loader(PickleMachine):
+    def __init__(self, stream: bytes | bytearray | memoryview, buffers: Sequence[Any]
+                 ) -> None:
+        super().__init__(stream)
+        size = self.end + sum(memoryview(b).nbytes for b in buffers)
+        self.budget = BUDGET_FACTOR * size + BUDGET_FLOOR
+        self.hash_budget = HASH_FACTOR * size + HASH_FLOOR
+        self.buffers = iter(buffers)
+        # per hashed container (kept alive): how many tracked keys have each hash value
+        self.hashes: dict[int, tuple[object, Counter[int]]] = {}
+        # tuples' hash work and nesting, frozensets already hashed once (kept alive)
+        self.costs: dict[int, tuple[object, int, int]] = {}
+
+    # -- the budget ------------------------------------------------------------------------
+
+    def charge(self, nbytes: int, what: str) -> None:
+        self.budget -= nbytes
+        if self.budget < 0:
+            _refuse(f"{what} would exceed the allocation budget of a data-only load "
+                    f"({BUDGET_FACTOR}x the stream's size)")
+
+    def new(self, obj: Any) -> None:
+        self.charge(sys.getsizeof(obj) + 8, _kind(obj))
+        self.stack.append(obj)
+
+    def grown(self, obj: Any, before: int) -> None:
+        self.charge(sys.getsizeof(obj) - before, _kind(obj))
+
+    def length(self, x: object, what: str) -> int:
+        """How many items iterating ``x`` yields (only types whose length is known)."""
+        if isinstance(x, (memoryview, pickle.PickleBuffer)):
+            return memoryview(x).nbytes
+        if type(x) not in _SIZED:
+            _refuse(f"{what} of a {_kind(x)}")
+        try:
+            return len(x)  # type: ignore[arg-type]
+        except OverflowError:
+            _refuse(f"{what} of a range too long")
+
+    # -- hashing -------------------------------------------------------------------------
+
+    def hash_work(self, key: object) -> None:
+        """Draw hashing ``key`` from the hash budget; refuse deep tuples."""
+        total = 0
+        todo: list[tuple[object, int]] = [(key, 1)]
+        while todo:  # tuples are hashed through (not cached by Python): their tree size
+            obj, depth = todo.pop()
+            t = type(obj)
+            if t is tuple:
+                if depth > MAX_KEY_DEPTH:
+                    _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
+                known = self.costs.get(id(obj))
+                if known is not None:
+                    if known[2] + depth - 1 > MAX_KEY_DEPTH:
+                        _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
+                    total += known[1]
+                else:
+                    total += self.tuple_cost(obj)  # type: ignore[arg-type]
+                    continue
+            elif t is frozenset:  # hashed from its items' stored hashes, once
+                if id(obj) not in self.costs:
+                    self.costs[id(obj)] = (obj, 1, 1)
+                    self.charge(_HASH_ENTRY, "hash bookkeeping")
+                    total += len(obj)  # type: ignore[arg-type]
+                total += 1
+            elif t is int:
+                total += 1 + obj.bit_length() // 60  # type: ignore[attr-defined]
+            else:
+                total += 1
+            if total > self.hash_budget:
+                break
+        self.hash_budget -= total
+        if self.hash_budget < 0:
+            _refuse("hashing the keys would exceed the hash budget of a data-only load")
+
+    def tuple_cost(self, root: tuple[Any, ...]) -> int:
+        """A tuple's hash work (its tree size, integers by their digits) and nesting,
+        computed over the shared structure once and remembered."""
+        order: list[tuple[Any, ...]] = []
+        todo: list[tuple[tuple[Any, ...], int]] = [(root, 1)]
+        seen: set[int] = set()
+        while todo:
+            t, depth = todo.pop()
+            if depth > MAX_KEY_DEPTH:
+                _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
+            if id(t) in seen or id(t) in self.costs:
+                continue
+            seen.add(id(t))
+            order.append(t)
+            todo.extend((c, depth + 1) for c in t if type(c) is tuple)
+        for t in reversed(order):  # children before parents
+            cost, height = 1, 1
+            for c in t:
+                ct = type(c)
+                if ct is tuple:
+                    _, c_cost, c_height = self.costs[id(c)]
+                    cost += c_cost
+                    height = max(height, c_height + 1)
+                elif ct is int:
+                    cost += 1 + c.bit_length() // 60
+                elif ct is frozenset and id(c) not in self.costs:
+                    cost += 1 + len(c)
+                else:
+                    cost += 1
+            if height > MAX_KEY_DEPTH:
+                _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
+            self.costs[id(t)] = (t, cost, height)
+            self.charge(_HASH_ENTRY, "hash bookkeeping")
+        return self.costs[id(root)][1]
+
+    def keys(self, container: object | None, keys: Iterable[object]) -> Counter[int] | None:
+        """Check keys about to go into ``container`` (None: a container not made yet);
+        the collision counter that now holds them."""
+        entry = self.hashes.get(id(container)) if container is not None else None
+        counts = entry[1] if entry is not None else None
+        for key in keys:
+            t = type(key)
+            # hashes an attacker cannot pick in bulk: randomized (str, bytes), or distinct
+            # for distinct values (the integers that are their own hash)
+            if t is str or t is bytes or key is None or t is bool or (
+                    t is int and -_P < key < _P):  # type: ignore[operator]
+                continue
+            self.hash_work(key)
+            h = hash(key)
+            if counts is None:
+                counts = Counter()
+                if container is not None:
+                    self.hashes[id(container)] = (container, counts)
+            n = counts[h] = counts[h] + 1
+            if n == 1:
+                self.charge(_HASH_ENTRY, "hash bookkeeping")
+            elif n > MAX_SAME_HASH:
+                _refuse(f"more than {MAX_SAME_HASH} keys of a set or dict share one hash "
+                        "value (a hash-collision attack)")
+        return counts
+
+    def track(self, container: object, counts: Counter[int] | None) -> None:
+        if counts:
+            self.hashes[id(container)] = (container, counts)
+
+    # -- globals -------------------------------------------------------------------------
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in ALLOWED:
             raise RefusedGlobal(module, name)
-        return super().find_class(module, name)
+        sys.audit("pickle.find_class", module, name)
+        return getattr(importlib.import_module(module), name)
 
-    def persistent_load(self, pid: Any) -> Any:
-        raise RefusedGlobal("persistent id", str(pid)[:40])
+    def op_GLOBAL(self) -> None:
+        self.stack.append(self.find_class(*self.names("utf-8")))
+
+    def op_STACK_GLOBAL(self) -> None:
+        name = self.pop()
+        module = self.pop()
+        if type(name) is not str or type(module) is not str:
+            self.fail("STACK_GLOBAL requires str")
+        self.stack.append(self.find_class(module, name))
+
+    def op_INST(self) -> None:
+        start = self.marker()
+        cls = self.find_class(*self.names("ascii"))
+        self.instantiate(cls, tuple(self.pop_items(start)))
+
+    def op_OBJ(self) -> None:
+        start = self.marker()
+        if len(self.stack) - start < 1:
+            self.fail("stack underflow")
+        args = tuple(self.pop_items(start + 1))
+        self.instantiate(self.pop(), args)
+
+    def instantiate(self, cls: Any, args: tuple[Any, ...]) -> None:
+        if not args and isinstance(cls, type) and not hasattr(cls, "__getinitargs__"):
+            self.create(cls, (), None, new=True)
+        else:
+            self.create(cls, args, None, new=False)
+
+    def op_REDUCE(self) -> None:
+        args = self.pop()
+        func = self.pop()
+        if type(args) is not tuple:
+            self.fail("REDUCE arguments are not a tuple")
+        self.create(func, args, None, new=False)
+
+    def op_NEWOBJ(self) -> None:
+        args = self.pop()
+        cls = self.pop()
+        if type(args) is not tuple:
+            self.fail("NEWOBJ arguments are not a tuple")
+        self.create(cls, args, None, new=True)
+
+    def op_NEWOBJ_EX(self) -> None:
+        kwargs = self.pop()
+        args = self.pop()
+        cls = self.pop()
+        if type(args) is not tuple or type(kwargs) is not dict:
+            self.fail("NEWOBJ_EX arguments are not a tuple and a dict")
+        self.create(cls, args, kwargs, new=True)
+
+    def create(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None,
+               new: bool) -> None:
+        """Call an allowed type (``cls.__new__`` for NEWOBJ) after checking its
+        arguments are a form the pickler writes, and charging what it will make."""
+        check = _CHECKS.get(cls) if isinstance(cls, type) else None
+        if check is None:
+            _refuse(f"calling a {_kind(cls)}")
+        if kwargs:
+            _refuse(f"keyword arguments to {cls.__name__}")
+        counts = check(self, args)
+        obj = cls.__new__(cls, *args) if new else cls(*args)
+        self.track(obj, counts)
+        self.new(obj)
+
+    def op_EXT1(self) -> None:
+        raise RefusedGlobal("copyreg extension", str(self.uint(1)))
+
+    def op_EXT2(self) -> None:
+        raise RefusedGlobal("copyreg extension", str(self.uint(2)))
+
+    def op_EXT4(self) -> None:
+        raise RefusedGlobal("copyreg extension", str(self.sint4()))
+
+    def op_PERSID(self) -> None:
+        raise RefusedGlobal("persistent id", self.line()[:40].decode("ascii", "replace"))
+
+    def op_BINPERSID(self) -> None:
+        pid = self.pop()
+        raise RefusedGlobal("persistent id", pid[:40] if type(pid) is str else _kind(pid))
+
+    # -- scalars -------------------------------------------------------------------------
+
+    def op_NONE(self) -> None:
+        self.stack.append(None)
+
+    def op_NEWTRUE(self) -> None:
+        self.stack.append(True)
+
+    def op_NEWFALSE(self) -> None:
+        self.stack.append(False)
+
+    def op_BININT(self) -> None:
+        self.new(self.sint4())
+
+    def op_BININT1(self) -> None:
+        self.new(self.uint(1))
+
+    def op_BININT2(self) -> None:
+        self.new(self.uint(2))
+
+    def digits(self, text: bytes) -> bytes:
+        text = text.split(b"\0", 1)[0]
+        if len(text) > MAX_DIGITS:
+            _refuse(f"an integer of more than {MAX_DIGITS} digits")
+        return text
+
+    def op_INT(self) -> None:
+        text = self.digits(self.nonempty_line())
+        if text in (b"00", b"01"):
+            self.stack.append(text == b"01")
+            return
+        try:
+            value = int(text, 0)
+        except ValueError:
+            value = int(text, 10)
+        self.new(value)
+
+    def op_LONG(self) -> None:
+        text = self.digits(self.nonempty_line())
+        self.new(int(text[:-1] if text.endswith(b"L") else text, 0))
+
+    def op_LONG1(self) -> None:
+        start, end = self.counted(1)
+        self.new(int.from_bytes(self.data[start:end], "little", signed=True))
+
+    def op_LONG4(self) -> None:
+        size = self.sint4()
+        if size < 0:
+            self.fail("negative LONG4 length")
+        start = self.take(size)
+        self.new(int.from_bytes(self.data[start:start + size], "little", signed=True))
+
+    def op_FLOAT(self) -> None:
+        self.new(float(self.nonempty_line().split(b"\0", 1)[0]))
+
+    def op_BINFLOAT(self) -> None:
+        self.new(self.double())
+
+    def raw(self, nbytes: int) -> memoryview | bytes | bytearray:
+        start, end = self.counted(nbytes)
+        return self.data[start:end]
+
+    def op_SHORT_BINBYTES(self) -> None:
+        self.new(bytes(self.raw(1)))
+
+    def op_BINBYTES(self) -> None:
+        self.new(bytes(self.raw(4)))
+
+    def op_BINBYTES8(self) -> None:
+        self.new(bytes(self.raw(8)))
+
+    def op_BYTEARRAY8(self) -> None:
+        self.new(bytearray(self.raw(8)))
+
+    def op_SHORT_BINUNICODE(self) -> None:
+        self.new(str(self.raw(1), "utf-8", "surrogatepass"))
+
+    def op_BINUNICODE(self) -> None:
+        self.new(str(self.raw(4), "utf-8", "surrogatepass"))
+
+    def op_BINUNICODE8(self) -> None:
+        self.new(str(self.raw(8), "utf-8", "surrogatepass"))
+
+    def op_SHORT_BINSTRING(self) -> None:
+        self.new(str(self.raw(1), "ascii"))
+
+    def op_BINSTRING(self) -> None:
+        self.new(str(self.raw(4), "ascii"))
+
+    def op_STRING(self) -> None:
+        import codecs
+
+        text = self.line()
+        if not (len(text) >= 2 and text[0] == text[-1] and text[:1] in (b"'", b'"')):
+            self.fail("STRING argument not quoted")
+        self.new(codecs.escape_decode(text[1:-1])[0].decode("ascii"))
+
+    def op_UNICODE(self) -> None:
+        self.new(str(self.line(), "raw-unicode-escape"))
+
+    def op_NEXT_BUFFER(self) -> None:
+        try:
+            self.stack.append(next(self.buffers))
+        except StopIteration:
+            raise pickle.UnpicklingError("not enough out-of-band buffers") from None
+
+    def op_READONLY_BUFFER(self) -> None:
+        view = memoryview(self.top())
+        if not view.readonly:
+            self.stack[-1] = view.toreadonly()
+
+    # -- containers ----------------------------------------------------------------------
+
+    def op_EMPTY_TUPLE(self) -> None:
+        self.stack.append(())
+
+    def tuple_of(self, count: int) -> None:
+        if len(self.stack) < count:
+            self.fail("stack underflow")
+        self.new(tuple(self.pop_items(len(self.stack) - count)))
+
+    def op_TUPLE1(self) -> None:
+        self.tuple_of(1)
+
+    def op_TUPLE2(self) -> None:
+        self.tuple_of(2)
+
+    def op_TUPLE3(self) -> None:
+        self.tuple_of(3)
+
+    def op_TUPLE(self) -> None:
+        self.new(tuple(self.pop_items(self.marker())))
+
+    def op_EMPTY_LIST(self) -> None:
+        self.new([])
+
+    def op_LIST(self) -> None:
+        self.new(self.pop_items(self.marker(), fenced=False))
+
+    def op_EMPTY_DICT(self) -> None:
+        self.new({})
+
+    def op_DICT(self) -> None:
+        start = self.marker()
+        if (len(self.stack) - start) % 2:
+            self.fail("odd number of items for DICT")
+        items = self.pop_items(start, fenced=False)
+        counts = self.keys(None, items[0::2])
+        d = dict(zip(items[0::2], items[1::2]))
+        self.track(d, counts)
+        self.new(d)
+
+    def op_EMPTY_SET(self) -> None:
+        self.new(set())
+
+    def op_FROZENSET(self) -> None:
+        items = self.pop_items(self.marker())
+        self.keys(None, items)
+        self.new(frozenset(items))
+
+    def op_APPEND(self) -> None:
+        if len(self.stack) - 1 <= self.fence:
+            self.fail("stack underflow")
+        self.appends(len(self.stack) - 1)
+
+    def op_APPENDS(self) -> None:
+        self.appends(self.marker())
+
+    def appends(self, x: int) -> None:
+        target = self.target(x)
+        if len(self.stack) == x:
+            return
+        if type(target) is not list:
+            _refuse(f"appending to a {_kind(target)}")
+        before = sys.getsizeof(target)
+        target.extend(self.pop_items(x))
+        self.grown(target, before)
+
+    def op_SETITEM(self) -> None:
+        self.setitems(len(self.stack) - 2)
+
+    def op_SETITEMS(self) -> None:
+        self.setitems(self.marker())
+
+    def setitems(self, x: int) -> None:
+        target = self.target(x)
+        if len(self.stack) == x:
+            return
+        if (len(self.stack) - x) % 2:
+            self.fail("odd number of items for SETITEMS")
+        if type(target) is not dict and type(target) is not OrderedDict:
+            _refuse(f"setting items of a {_kind(target)}")
+        items = self.pop_items(x)
+        self.keys(target, items[0::2])
+        before = sys.getsizeof(target)
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+        self.grown(target, before)
+
+    def op_ADDITEMS(self) -> None:
+        x = self.marker()
+        target = self.target(x)
+        if len(self.stack) == x:
+            return
+        if type(target) is not set:
+            _refuse(f"adding items to a {_kind(target)}")
+        items = self.pop_items(x)
+        self.keys(target, items)
+        before = sys.getsizeof(target)
+        target.update(items)
+        self.grown(target, before)
+
+    def op_BUILD(self) -> None:
+        if len(self.stack) - 2 < self.fence:
+            self.fail("stack underflow")
+        state = self.pop()
+        inst = self.stack[-1]
+        if type(state) is tuple and len(state) == 2 and state[1] is None:
+            state = state[0]
+        if type(inst) is not OrderedDict or not (
+                state is None or (type(state) is dict and all(type(k) is str for k in state))):
+            _refuse(f"setting the state of a {_kind(inst)}")
+        if state:
+            before = sys.getsizeof(inst.__dict__)
+            inst.__dict__.update((sys.intern(k), v) for k, v in state.items())
+            self.grown(inst.__dict__, before)
+
+    # -- marks and memo: charged -----------------------------------------------------------
+
+    def op_MARK(self) -> None:
+        self.charge(40, "a mark")
+        super().op_MARK()
+
+    def memo_put(self, index: int) -> None:
+        if index > self.end:
+            self.fail(f"memo index {index} beyond the stream's length")
+        if index not in self.memo:
+            self.charge(64, "a memo entry")
+        super().memo_put(index)
+
+
+# -- the constructors' argument forms --------------------------------------------------------
+
+Check = Callable[[_Loader, tuple[Any, ...]], "Counter[int] | None"]
+
+
+def _arity(cls: str, args: tuple[Any, ...], most: int) -> None:
+    if len(args) > most:
+        _refuse(f"{cls} with {len(args)} arguments")
+
+
+def _codec(cls: str, args: tuple[Any, ...]) -> None:
+    """(text or bytes, encoding[, errors]): only the plain codecs, strict-ish errors."""
+    encoding = args[1]
+    if type(encoding) is not str or encoding.lower().replace("_", "-") not in _CODECS:
+        _refuse(f"{cls} with an encoding other than utf-8, ascii or latin-1")
+    if len(args) == 3 and (type(args[2]) is not str or args[2] not in _ERRORS):
+        _refuse(f"{cls} with an unusual error handler")
+
+
+def _check_bytes(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("bytes", args, 3)
+    if not args:
+        return
+    x = args[0]
+    if len(args) == 1:
+        size = x if type(x) is int or type(x) is bool else m.length(x, "bytes")
+        m.charge(max(0, size), "bytes")
+    elif type(x) is str:
+        _codec("bytes", args)
+        m.charge(4 * len(x), "bytes")
+    else:
+        _refuse("bytes of a non-string with an encoding")
+
+
+def _check_str(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("str", args, 3)
+    if not args or (len(args) == 1 and type(args[0]) is str):
+        return
+    x = args[0]
+    if len(args) == 1 or not isinstance(x, (bytes, bytearray, memoryview, pickle.PickleBuffer)):
+        _refuse(f"str of a {_kind(x)}")  # str(x) is repr(x): unbounded for shared data
+    _codec("str", args)
+    m.charge(4 * m.length(x, "str"), "str")
+
+
+def _check_int(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("int", args, 2)
+    if not args:
+        return
+    x = args[0]
+    if len(args) == 1 and type(x) in _NUMBERS:
+        return
+    if type(x) not in (str, bytes, bytearray) or (len(args) == 2 and type(args[1]) is not int):
+        _refuse(f"int of a {_kind(x)}")
+    if len(x) > MAX_DIGITS:
+        _refuse(f"an integer of more than {MAX_DIGITS} digits")
+
+
+def _check_float(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("float", args, 1)
+    if args and type(args[0]) not in (*_NUMBERS, str, bytes, bytearray):
+        _refuse(f"float of a {_kind(args[0])}")
+
+
+def _check_complex(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("complex", args, 2)
+    for x in args:
+        if type(x) not in (*_NUMBERS, complex, str):
+            _refuse(f"complex of a {_kind(x)}")
+
+
+def _check_bool(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("bool", args, 1)
+
+
+def _sequence(item: int, cls: str) -> Check:
+    def check(m: _Loader, args: tuple[Any, ...]) -> None:
+        _arity(cls, args, 1)
+        if args:
+            m.charge(item * m.length(args[0], cls), cls)
+    return check
+
+
+def _check_set(m: _Loader, args: tuple[Any, ...]) -> Counter[int] | None:
+    _arity("set", args, 1)
+    if not args:
+        return None
+    m.charge(_SET_ITEM * m.length(args[0], "set"), "set")
+    return m.keys(None, iter(args[0]))
+
+
+def _check_dict(m: _Loader, args: tuple[Any, ...]) -> Counter[int] | None:
+    _arity("dict", args, 1)
+    if not args:
+        return None
+    x = args[0]
+    if type(x) is dict or type(x) is OrderedDict:
+        keys = list(x)
+    elif type(x) is list or type(x) is tuple:
+        if not all((type(p) is tuple or type(p) is list) and len(p) == 2 for p in x):
+            _refuse("dict of something other than pairs")
+        keys = [p[0] for p in x]
+    else:
+        _refuse(f"dict of a {_kind(x)}")
+    m.charge(_DICT_ITEM * len(keys), "dict")
+    return m.keys(None, keys)
+
+
+def _check_range(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("range", args, 3)
+    if not all(type(x) is int or type(x) is bool for x in args):
+        _refuse("range of something other than integers")
+
+
+def _check_slice(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("slice", args, 3)
+    if not all(x is None or type(x) is int or type(x) is bool for x in args):
+        _refuse("slice of something other than integers")
+
+
+def _check_when(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("a datetime type", args, 8)
+    for x in args:
+        if x is None or type(x) in _NUMBERS or type(x) in (datetime.timezone,
+                                                           datetime.timedelta):
+            continue
+        if type(x) not in (str, bytes) or len(x) > _TEXT:
+            _refuse(f"a datetime type of a {_kind(x)}")
+
+
+def _check_decimal(m: _Loader, args: tuple[Any, ...]) -> None:
+    _arity("Decimal", args, 1)
+    if args and type(args[0]) not in (*_NUMBERS, str, tuple, decimal.Decimal):
+        _refuse(f"Decimal of a {_kind(args[0])}")
+
+
+def _check_placeholder(m: _Loader, args: tuple[Any, ...]) -> None:
+    if len(args) != 2 or type(args[0]) is not str or type(args[1]) is not str:
+        _refuse("a Placeholder of something other than two strings")
+
+
+_BY_NAME: dict[tuple[str, str], Check] = {
+    ("builtins", "bool"): _check_bool,
+    ("builtins", "bytearray"): _check_bytes,
+    ("builtins", "bytes"): _check_bytes,
+    ("builtins", "complex"): _check_complex,
+    ("builtins", "dict"): _check_dict,
+    ("builtins", "float"): _check_float,
+    ("builtins", "frozenset"): _check_set,
+    ("builtins", "int"): _check_int,
+    ("builtins", "list"): _sequence(_SEQ_ITEM, "list"),
+    ("builtins", "range"): _check_range,
+    ("builtins", "set"): _check_set,
+    ("builtins", "slice"): _check_slice,
+    ("builtins", "str"): _check_str,
+    ("builtins", "tuple"): _sequence(_SEQ_ITEM, "tuple"),
+    ("collections", "OrderedDict"): _check_dict,
+    ("decimal", "Decimal"): _check_decimal,
+    ("hibernate._placeholder", "Placeholder"): _check_placeholder,
+    **{("datetime", n): _check_when for n in ("date", "datetime", "time", "timedelta",
+                                                "timezone")},
+}
+assert set(_BY_NAME) == ALLOWED
+
+
+class _Checks(dict[object, Check]):
+    """Allowed type -> its argument check, resolved on first use (the placeholder module
+    is imported only by a load that names it)."""
+
+    def get(self, cls: object, default: Any = None) -> Any:
+        if cls not in self:
+            module = getattr(cls, "__module__", None)
+            name = getattr(cls, "__qualname__", None)
+            check = _BY_NAME.get((module, name))  # type: ignore[arg-type]
+            if check is None or getattr(
+                    importlib.import_module(module), name) is not cls:  # type: ignore[arg-type]
+                return default
+            self[cls] = check
+        return self[cls]
+
+
+_CHECKS = _Checks()
 
 
 def restricted_loads(stream: bytes | bytearray | memoryview, buffers: Sequence[Any] = ()
                      ) -> object:
-    return _Unpickler(io.BytesIO(stream), buffers=buffers).load()
+    """Unpickle data only (see the module docstring). Raises ``RefusedGlobal`` for a global
+    that is not allowed, ``RefusedData`` beyond the budget, ``MalformedPickle`` (an
+    ``UnpicklingError``) for a stream that is not exactly one pickle."""
+    try:
+        return _Loader(stream, buffers).run()
+    except MalformedPickle:
+        raise
+    except RecursionError:
+        _refuse("nested too deeply")
