@@ -34,6 +34,7 @@ references is small in memory however large it looks to ``repr``).
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import decimal
 import importlib
@@ -103,9 +104,10 @@ class _Loader(PickleMachine):
     def __init__(self, stream: bytes | bytearray | memoryview, buffers: Sequence[Any]
                  ) -> None:
         super().__init__(stream)
-        size = self.end + sum(memoryview(b).nbytes for b in buffers)
-        self.budget = BUDGET_FACTOR * size + BUDGET_FLOOR
-        self.hash_budget = HASH_FACTOR * size + HASH_FLOOR
+        # out-of-band buffers are already in memory: a load may copy each once
+        self.budget = (BUDGET_FACTOR * self.end + BUDGET_FLOOR
+                       + sum(memoryview(b).nbytes for b in buffers))
+        self.hash_budget = HASH_FACTOR * self.end + HASH_FLOOR
         self.buffers = iter(buffers)
         # per hashed container (kept alive): how many tracked keys have each hash value
         self.hashes: dict[int, tuple[object, Counter[int]]] = {}
@@ -141,73 +143,62 @@ class _Loader(PickleMachine):
     # -- hashing -------------------------------------------------------------------------
 
     def hash_work(self, key: object) -> None:
-        """Draw hashing ``key`` from the hash budget; refuse deep tuples."""
-        total = 0
-        todo: list[tuple[object, int]] = [(key, 1)]
-        while todo:  # tuples are hashed through (not cached by Python): their tree size
-            obj, depth = todo.pop()
-            t = type(obj)
-            if t is tuple:
-                if depth > MAX_KEY_DEPTH:
-                    _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
-                known = self.costs.get(id(obj))
-                if known is not None:
-                    if known[2] + depth - 1 > MAX_KEY_DEPTH:
-                        _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
-                    total += known[1]
-                else:
-                    total += self.tuple_cost(obj)  # type: ignore[arg-type]
-                    continue
-            elif t is frozenset:  # hashed from its items' stored hashes, once
-                if id(obj) not in self.costs:
-                    self.costs[id(obj)] = (obj, 1, 1)
-                    self.charge(_HASH_ENTRY, "hash bookkeeping")
-                    total += len(obj)  # type: ignore[arg-type]
-                total += 1
-            elif t is int:
-                total += 1 + obj.bit_length() // 60  # type: ignore[attr-defined]
-            else:
-                total += 1
-            if total > self.hash_budget:
-                break
-        self.hash_budget -= total
+        """Draw hashing ``key`` from the hash budget. Tuples are hashed through each time
+        (Python does not cache their hash): their tree size; a frozenset once, from its
+        items' stored hashes; an integer by its digits."""
+        t = type(key)
+        if t is tuple:
+            known = self.costs.get(id(key))
+            cost = known[1] if known is not None else self.tuple_cost(key)  # type: ignore[arg-type]
+        elif t is frozenset:
+            cost = 1
+            if id(key) not in self.costs:
+                self.costs[id(key)] = (key, 1, 1)
+                self.charge(_HASH_ENTRY, "hash bookkeeping")
+                cost += len(key)  # type: ignore[arg-type]
+        elif t is int:
+            cost = 1 + key.bit_length() // 60  # type: ignore[attr-defined]
+        else:
+            cost = 1
+        self.hash_budget -= cost
         if self.hash_budget < 0:
-            _refuse("hashing the keys would exceed the hash budget of a data-only load")
+            _refuse("hashing the keys would exceed the hash budget of a data-only load "
+                    f"({HASH_FACTOR} steps per byte of the stream)")
 
     def tuple_cost(self, root: tuple[Any, ...]) -> int:
         """A tuple's hash work (its tree size, integers by their digits) and nesting,
-        computed over the shared structure once and remembered."""
-        order: list[tuple[Any, ...]] = []
-        todo: list[tuple[tuple[Any, ...], int]] = [(root, 1)]
-        seen: set[int] = set()
-        while todo:
-            t, depth = todo.pop()
-            if depth > MAX_KEY_DEPTH:
-                _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
-            if id(t) in seen or id(t) in self.costs:
+        computed over its shared structure once (children before parents) and kept."""
+        costs = self.costs
+        pending: list[tuple[tuple[Any, ...], int, bool]] = [(root, 1, False)]
+        while pending:
+            t, depth, ready = pending.pop()
+            if id(t) in costs:
                 continue
-            seen.add(id(t))
-            order.append(t)
-            todo.extend((c, depth + 1) for c in t if type(c) is tuple)
-        for t in reversed(order):  # children before parents
+            if not ready:
+                if depth > MAX_KEY_DEPTH:
+                    _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
+                pending.append((t, depth, True))
+                pending.extend((c, depth + 1, False) for c in t
+                               if type(c) is tuple and id(c) not in costs)
+                continue
             cost, height = 1, 1
             for c in t:
                 ct = type(c)
                 if ct is tuple:
-                    _, c_cost, c_height = self.costs[id(c)]
+                    _, c_cost, c_height = costs[id(c)]
                     cost += c_cost
                     height = max(height, c_height + 1)
                 elif ct is int:
                     cost += 1 + c.bit_length() // 60
-                elif ct is frozenset and id(c) not in self.costs:
+                elif ct is frozenset and id(c) not in costs:
                     cost += 1 + len(c)
                 else:
                     cost += 1
             if height > MAX_KEY_DEPTH:
                 _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
-            self.costs[id(t)] = (t, cost, height)
+            costs[id(t)] = (t, cost, height)
             self.charge(_HASH_ENTRY, "hash bookkeeping")
-        return self.costs[id(root)][1]
+        return costs[id(root)][1]
 
     def keys(self, container: object | None, keys: Iterable[object]) -> Counter[int] | None:
         """Check keys about to go into ``container`` (None: a container not made yet);
@@ -301,7 +292,7 @@ class _Loader(PickleMachine):
                new: bool) -> None:
         """Call an allowed type (``cls.__new__`` for NEWOBJ) after checking its
         arguments are a form the pickler writes, and charging what it will make."""
-        check = _CHECKS.get(cls) if isinstance(cls, type) else None
+        check = _check_for(cls) if isinstance(cls, type) else None
         if check is None:
             _refuse(f"calling a {_kind(cls)}")
         if kwargs:
@@ -417,8 +408,6 @@ class _Loader(PickleMachine):
         self.new(str(self.raw(4), "ascii"))
 
     def op_STRING(self) -> None:
-        import codecs
-
         text = self.line()
         if not (len(text) >= 2 and text[0] == text[-1] and text[:1] in (b"'", b'"')):
             self.fail("STRING argument not quoted")
@@ -733,23 +722,21 @@ _BY_NAME: dict[tuple[str, str], Check] = {
 assert set(_BY_NAME) == ALLOWED
 
 
-class _Checks(dict[object, Check]):
-    """Allowed type -> its argument check, resolved on first use (the placeholder module
-    is imported only by a load that names it)."""
-
-    def get(self, cls: object, default: Any = None) -> Any:
-        if cls not in self:
-            module = getattr(cls, "__module__", None)
-            name = getattr(cls, "__qualname__", None)
-            check = _BY_NAME.get((module, name))  # type: ignore[arg-type]
-            if check is None or getattr(
-                    importlib.import_module(module), name) is not cls:  # type: ignore[arg-type]
-                return default
-            self[cls] = check
-        return self[cls]
+_CHECKS: dict[object, Check] = {}
 
 
-_CHECKS = _Checks()
+def _check_for(cls: type) -> Check | None:
+    """An allowed type's argument check (resolved on first use: the placeholder module is
+    imported only by a load that names it); None for any other type."""
+    check = _CHECKS.get(cls)
+    if check is None:
+        where = (getattr(cls, "__module__", None), getattr(cls, "__qualname__", None))
+        check = _BY_NAME.get(where)  # type: ignore[arg-type]
+        if check is None or getattr(importlib.import_module(where[0]),  # type: ignore[arg-type]
+                                    where[1]) is not cls:  # type: ignore[arg-type]
+            return None
+        _CHECKS[cls] = check
+    return check
 
 
 def restricted_loads(stream: bytes | bytearray | memoryview, buffers: Sequence[Any] = ()
