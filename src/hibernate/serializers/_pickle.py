@@ -304,6 +304,75 @@ class PickleSerializer(StreamingSerializer):
         return {"buffers": len(indices)}, indices
 
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object:
+        """Unpickle, after checking that the stream is one pickle ending at its STOP.
+
+        ``pickle.loads`` stops at the first STOP and ignores what follows, so a stream with
+        bytes after it loads while ``hibernate trust`` (which refuses such a stream) cannot
+        say what it holds. The check runs before anything is unpickled: it walks the
+        opcodes reading only their argument lengths (nothing is decoded or run), refusing
+        an unknown opcode, an argument past the end, a missing STOP and any byte after it.
+        One pass: about as long as ``pickle.loads`` itself for a stream of many small
+        objects, nothing for large in-band buffers. (Unpickling from a BytesIO and checking
+        its position afterwards would run the payload first, and misses bytes hidden
+        inside the last FRAME.)"""
         if len(buffers) != 1 + meta.get("buffers", 0):
             raise ValueError("the number of out-of-band buffers does not match the stream")
-        return pickle.loads(buffers[0], buffers=buffers[1:])
+        stream = buffers[0]
+        data = (stream if isinstance(stream, (bytes, bytearray))
+                else memoryview(stream).cast("B"))
+        p = pickle
+        # opcode -> argument: n >= 0 fixed bytes; -1/-2 one/two lines; -3/-4/-5 a 1/4/8-byte
+        # length then that many bytes; -6 STOP; -7 not an opcode
+        kinds = [-7] * 256
+        for codes, kind in (
+                (p.MARK + p.POP + p.POP_MARK + p.DUP + p.NONE + p.NEWTRUE + p.NEWFALSE
+                 + p.EMPTY_TUPLE + p.TUPLE + p.TUPLE1 + p.TUPLE2 + p.TUPLE3 + p.EMPTY_LIST
+                 + p.LIST + p.APPEND + p.APPENDS + p.EMPTY_DICT + p.DICT + p.SETITEM
+                 + p.SETITEMS + p.EMPTY_SET + p.ADDITEMS + p.FROZENSET + p.REDUCE + p.BUILD
+                 + p.NEWOBJ + p.NEWOBJ_EX + p.OBJ + p.STACK_GLOBAL + p.MEMOIZE + p.BINPERSID
+                 + p.NEXT_BUFFER + p.READONLY_BUFFER, 0),
+                (p.BININT1 + p.BINGET + p.BINPUT + p.PROTO + p.EXT1, 1),
+                (p.BININT2 + p.EXT2, 2),
+                (p.BININT + p.LONG_BINGET + p.LONG_BINPUT + p.EXT4, 4),
+                (p.BINFLOAT + p.FRAME, 8),
+                (p.INT + p.LONG + p.FLOAT + p.STRING + p.UNICODE + p.GET + p.PUT + p.PERSID,
+                 -1),
+                (p.GLOBAL + p.INST, -2),
+                (p.SHORT_BINBYTES + p.SHORT_BINSTRING + p.SHORT_BINUNICODE + p.LONG1, -3),
+                (p.BINBYTES + p.BINSTRING + p.BINUNICODE + p.LONG4, -4),
+                (p.BINBYTES8 + p.BINUNICODE8 + p.BYTEARRAY8, -5),
+                (p.STOP, -6)):
+            for code in codes:
+                kinds[code] = kind
+        import re
+
+        newline = re.compile(b"\n").search
+        end, pos = len(data), 0
+        while True:
+            if pos >= end:
+                raise pickle.UnpicklingError("the pickle stream ends before its STOP")
+            kind = kinds[data[pos]]
+            pos += 1
+            if kind >= 0:
+                pos += kind
+            elif kind == -3:
+                pos += 1 + (data[pos] if pos < end else end)
+            elif kind in (-4, -5):
+                width = 4 if kind == -4 else 8
+                pos += width + int.from_bytes(data[pos:pos + width], "little")
+            elif kind in (-1, -2):
+                for _ in range(-kind):
+                    found = newline(data, pos)
+                    if found is None:
+                        raise pickle.UnpicklingError("the pickle stream ends in a line")
+                    pos = found.end()
+            elif kind == -6:
+                break
+            else:
+                raise pickle.UnpicklingError(
+                    f"invalid pickle opcode {data[pos - 1]:#04x} at byte {pos - 1}")
+        if pos != end:
+            raise pickle.UnpicklingError(
+                f"{end - pos} byte(s) after the pickle's STOP (at byte {pos - 1}): refused, "
+                "a stream must be exactly one pickle")
+        return pickle.loads(stream, buffers=buffers[1:])

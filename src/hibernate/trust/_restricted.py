@@ -12,13 +12,15 @@ stream is run by hibernate's own pickle machine (``_opcodes.PickleMachine``, the
 unpickler's semantics with real values) instead of ``pickle``'s, and every step is bounded
 before it allocates (``RefusedData``, a ``pickle.UnpicklingError``, on excess):
 
-- **One budget** of ``BUDGET_FACTOR`` times the stream's (and out-of-band buffers') length
-  plus ``BUDGET_FLOOR`` bytes is drawn from by every object the machine makes (its
-  ``sys.getsizeof``), every container's growth, every memo entry and mark, and, before the
-  call, by what a constructor would make: ``bytes``/``bytearray``/``str`` of a size or of
-  an iterable, ``list``/``tuple``/``set``/``frozenset``/``dict`` of an iterable (a
-  ``range`` counts its length). Each constructor takes only the argument forms the
-  pickler writes (checked per type); ``int`` parses at most ``MAX_DIGITS`` characters.
+- **One budget** of ``BUDGET_FACTOR`` times the stream's length plus ``BUDGET_FLOOR``
+  bytes (plus the out-of-band buffers' size, so each may be copied once) is drawn from
+  by every object the machine makes (its ``sys.getsizeof``), every container's growth,
+  every memo entry and mark, and, before the call, by what a constructor would make:
+  ``bytes``/``bytearray``/``str`` of a size or of an iterable, ``list``/``tuple``/
+  ``set``/``frozenset``/``dict`` of an iterable (a ``range`` counts its length). Each
+  constructor takes only the argument forms the pickler writes (checked per type):
+  ``str`` never of a non-string (that is ``repr``), codecs only utf-8, ascii, latin-1,
+  ``int`` of at most ``MAX_DIGITS`` characters.
 - **Hashed containers** (set, frozenset, dict and OrderedDict keys, through any opcode or
   constructor) may hold at most ``MAX_SAME_HASH`` keys with one hash value, so colliding
   keys cost a bounded number of comparisons each, never a quadratic build. A key's hash
@@ -116,18 +118,24 @@ class _Loader(PickleMachine):
 
     # -- the budget ------------------------------------------------------------------------
 
-    def charge(self, nbytes: int, what: str) -> None:
+    def charge(self, nbytes: int, what: object) -> None:
         self.budget -= nbytes
         if self.budget < 0:
-            _refuse(f"{what} would exceed the allocation budget of a data-only load "
-                    f"({BUDGET_FACTOR}x the stream's size)")
+            self.over(what)
+
+    def over(self, what: object) -> NoReturn:
+        what = what if isinstance(what, str) else f"a {_kind(what)}"
+        _refuse(f"{what} would exceed the allocation budget of a data-only load "
+                f"({BUDGET_FACTOR}x the stream's size)")
 
     def new(self, obj: Any) -> None:
-        self.charge(sys.getsizeof(obj) + 8, _kind(obj))
+        self.budget -= sys.getsizeof(obj) + 8
+        if self.budget < 0:
+            self.over(obj)
         self.stack.append(obj)
 
     def grown(self, obj: Any, before: int) -> None:
-        self.charge(sys.getsizeof(obj) - before, _kind(obj))
+        self.charge(sys.getsizeof(obj) - before, obj)
 
     def length(self, x: object, what: str) -> int:
         """How many items iterating ``x`` yields (only types whose length is known)."""
@@ -333,7 +341,7 @@ class _Loader(PickleMachine):
         self.new(self.sint4())
 
     def op_BININT1(self) -> None:
-        self.new(self.uint(1))
+        self.new(self.byte())
 
     def op_BININT2(self) -> None:
         self.new(self.uint(2))
@@ -374,7 +382,10 @@ class _Loader(PickleMachine):
         self.new(float(self.nonempty_line().split(b"\0", 1)[0]))
 
     def op_BINFLOAT(self) -> None:
-        self.new(self.double())
+        self.budget -= 32
+        if self.budget < 0:
+            self.over("a float")
+        self.stack.append(self.double())
 
     def raw(self, nbytes: int) -> memoryview | bytes | bytearray:
         start, end = self.counted(nbytes)
@@ -393,7 +404,12 @@ class _Loader(PickleMachine):
         self.new(bytearray(self.raw(8)))
 
     def op_SHORT_BINUNICODE(self) -> None:
-        self.new(str(self.raw(1), "utf-8", "surrogatepass"))
+        start = self.pos + 1
+        end = start + self.byte()
+        if end > self.end:
+            self.fail("truncated argument")
+        self.pos = end
+        self.new(str(self.data[start:end], "utf-8", "surrogatepass"))
 
     def op_BINUNICODE(self) -> None:
         self.new(str(self.raw(4), "utf-8", "surrogatepass"))
@@ -550,11 +566,20 @@ class _Loader(PickleMachine):
         super().op_MARK()
 
     def memo_put(self, index: int) -> None:
-        if index > self.end:
-            self.fail(f"memo index {index} beyond the stream's length")
-        if index not in self.memo:
-            self.charge(64, "a memo entry")
-        super().memo_put(index)
+        memo = self.memo
+        if index not in memo:
+            if index > self.end:
+                self.fail(f"memo index {index} beyond the stream's length")
+            self.budget -= 64
+            if self.budget < 0:
+                self.over("a memo entry")
+        stack = self.stack
+        if len(stack) <= (self.marks[-1] if self.marks else 0):
+            self.fail("stack underflow")
+        memo[index] = stack[-1]
+
+    def op_MEMOIZE(self) -> None:
+        self.memo_put(len(self.memo))
 
 
 # -- the constructors' argument forms --------------------------------------------------------
