@@ -24,7 +24,7 @@ import importlib
 import io
 import pickle
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -302,6 +302,9 @@ class PickleSerializer(StreamingSerializer):
 
         _Pickler(stream, _namespace.get(), keep).dump(obj)
         return {"buffers": len(indices)}, indices
+
+    def raw_buffers(self, meta: Mapping[str, Any], count: int) -> set[int]:
+        return set(range(1, count))  # the out-of-band buffers; never the stream (blob 0)
 
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object:
         """Unpickle, after checking that the stream is one pickle ending at its STOP.

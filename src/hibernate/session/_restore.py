@@ -239,9 +239,6 @@ def raw_buffers(manifest: Manifest) -> frozenset[int]:
     stream, a frame's numeric columns). Only these may be memory-mapped."""
     found: set[int] = set()
     for g in manifest.groups:
-        if g.serializer.name == "pickle":  # its out-of-band buffers, never the stream
-            found.update(g.blobs[1:])
-            continue
         try:
             ser = serializers.get(g.serializer.name)
             local = ser.raw_buffers(g.meta, len(g.blobs))
