@@ -43,7 +43,9 @@ subclass) or a finding:
   failure re-raised as ValueError is still an allocation beyond the limit), or the child died
   from an allocation failure;
 - hang: more than CASE_CPU seconds of CPU (SIGXCPU) or CASE_WALL seconds of wall time;
-- code: the load spawned a process or unpickled (audit events), which a decoder never may.
+- code: the load spawned a process or unpickled (audit events), which a decoder never may;
+- file: the load opened a file outside Python's own directories and the time zone database
+  (a path taken from the data: pandas resolving an Arrow time zone "dateutil//etc/passwd").
 
 "use" in a finding's name means it happened while printing the loaded value, not in load.
 Findings are minimized (ops removed while the outcome stays the same) and written to
@@ -83,7 +85,7 @@ MAX_INPUT = 8 << 20           # bytes of buffers per case, at most
 MAX_JUNK_DEPTH = 120          # nesting of junk JSON
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
-FINDINGS = ("crash", "panic", "memory", "hang", "code", "self-check")
+FINDINGS = ("crash", "panic", "memory", "hang", "code", "file", "self-check")
 
 
 def _ensure_src() -> None:
@@ -112,10 +114,11 @@ class Case:
     view: str               # how buffers are handed over: bytes, memoryview, bytearray
     meta: dict[str, Any] = field(default_factory=dict)
     buffers: list[bytes] = field(default_factory=list)
+    mode: str = "trusted"   # or "untrusted": loaded as from an untrusted file (data_only)
 
     def record(self) -> dict[str, Any]:
         return {"serializer": self.serializer, "seed": self.label, "base": self.base,
-                "ops": self.ops, "view": self.view, "meta": self.meta,
+                "ops": self.ops, "view": self.view, "mode": self.mode, "meta": self.meta,
                 "buffers": [base64.b64encode(b).decode() for b in self.buffers]}
 
 
@@ -777,6 +780,30 @@ PL_VALUES = ("", ";", "0", "-1", "1;", "1;x", "1;x1;x", "2;x1;y", "1;x1;y", "999
              "\xff\xfe", "0;0;f64;", "3;abc3;abc", "5;ab")
 
 
+HUGE_SHORT = {"null": 5, "empty_struct": 5, "ree": 2**31 - 7}
+
+
+def huge_stream(buf: bytes, kind: str) -> bytes:
+    """A one-column stream (the first column's name) of HUGE_SHORT[kind] rows that cost
+    nothing: a run-end encoded column has one run (and is never materialized here)."""
+    import pyarrow as pa
+
+    schema = pa.ipc.open_stream(pa.py_buffer(buf)).schema
+    name = schema[0].name if len(schema) else "x"
+    n = HUGE_SHORT[kind]
+    if kind == "ree":
+        arr = pa.RunEndEncodedArray.from_arrays(pa.array([n], pa.int64()), pa.array([1]))
+    elif kind == "null":
+        arr = pa.nulls(n)
+    else:
+        arr = pa.array([{}] * n, pa.struct([]))
+    table = pa.table({name: arr})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return bytes(sink.getvalue())
+
+
 def rewrite(buf: bytes, spec: dict[str, Any]) -> bytes:
     """A pristine (pyarrow-written) stream re-written per ``spec``; parent side only."""
     import pyarrow as pa
@@ -942,9 +969,8 @@ class State:
     def apply(self, op: list[Any]) -> None:
         try:
             getattr(self, "op_" + op[0])(*op[1:])
-        except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError, _Bad,
-                struct.error):
-            pass  # an op that no longer fits (during minimization, say) does nothing
+        except Exception:
+            pass  # an op that does not fit (junk where it expects numbers, say): a no-op
 
     # meta
     def op_m_set(self, path: list[Any], value: Any) -> None:
@@ -1061,6 +1087,9 @@ class State:
             elif s.name == "RecordBatch.FieldNode.length" and (every_node or first):
                 _patch(b, s, length)
                 first = False
+        self._lengths(ix, length)
+
+    def _lengths(self, ix: int, length: int) -> None:
         if self.serializer in ("arrow", "polars"):
             self.meta["rows"] = length
             return
@@ -1071,6 +1100,25 @@ class State:
         if self.meta.get("kind") in ("series", "frame") and isinstance(index, dict) \
                 and index.get("k") == "range":
             index["stop"] = int(index.get("start", 0)) + length * int(index.get("step", 1))
+
+    def op_ipc_huge(self, i: int, kind: str, length: int) -> None:
+        """Replace a pristine stream by one column that Arrow lets be ``length`` rows long
+        at no cost (null, empty struct, run-end encoded), written short and patched."""
+        ix = i % len(self.buffers)
+        if hashlib.sha256(self.buffers[ix]).digest() not in self.pristine:
+            return
+        short = HUGE_SHORT[kind]
+        b = bytearray(huge_stream(bytes(self.buffers[ix]), kind))
+        for s in _Layout(bytes(b)).slots:
+            if s.name in ("RecordBatch.length", "RecordBatch.FieldNode.length") and \
+                    int.from_bytes(b[s.pos:s.pos + 8], "little") == short:
+                _patch(b, s, length)
+        if kind == "ree":  # the run end, in the body
+            for at in range(0, len(b) - 7, 8):
+                if int.from_bytes(b[at:at + 8], "little") == short:
+                    b[at:at + 8] = (length & (2**64 - 1)).to_bytes(8, "little")
+        self.buffers[ix] = b
+        self._lengths(ix, length)
 
     def op_ipc_rewrite(self, i: int, spec: dict[str, Any]) -> None:
         ix = i % len(self.buffers)
@@ -1167,8 +1215,12 @@ class Mutator:
         i = rng.choice(live)
         b = bytes(st.buffers[i])
         r = rng.random()
-        if r < 0.06:
-            return ["ipc_len", i, rng.choice([2**31 - 1, 2**31, 2**32 + 1, 2**40, 2**62,
+        if r < 0.05 and hashlib.sha256(b).digest() in st.pristine:
+            return ["ipc_huge", i, rng.choice(sorted(HUGE_SHORT)),
+                    rng.choice([2**24, 2**26, 2**31, 2**32 + 1, 2**40, 2**50, 2**62,
+                                2**63 - 1])]
+        if r < 0.10:
+            return ["ipc_len", i, rng.choice([2**24, 2**31 - 1, 2**31, 2**32 + 1, 2**40, 2**62,
                                               2**63 - 1, 10**9, 10**12]), rng.random() < 0.5]
         layout = _Layout(b)
         if r < 0.25 and layout.msgs:
@@ -1239,16 +1291,20 @@ class Mutator:
         for op in prior:
             st.apply(op)
         ops = list(prior)
-        if st.streams and rng.random() < 0.4:
+        if st.streams and rng.random() < (0.5 if seed.serializer in ("arrow", "polars")
+                                          else 0.3):
             op = self.rewrite_op(st)
             if op is not None:
                 st.apply(op)
                 ops.append(op)
+        arrow = seed.serializer in ("arrow", "polars")
+        p_ipc = (0.6 if arrow else 0.35) if st.streams else 0.0
+        p_meta = p_ipc + (1 - p_ipc) * (0.5 if arrow else 0.62)
         for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4, 6])):
             r = rng.random()
-            if st.streams and r < 0.35:
+            if r < p_ipc:
                 op = self.ipc_op(st)
-            elif r < 0.75:
+            elif r < p_meta:
                 op = self.meta_op(st)
             else:
                 op = self.buffer_op(st)
@@ -1259,16 +1315,17 @@ class Mutator:
                 break
             ops.append(op)
         view = rng.choice(["bytes", "bytes", "memoryview", "bytearray"])
-        return materialize(seed, base, ops, view, pristine)
+        mode = rng.choice(["trusted", "untrusted"])
+        return materialize(seed, base, ops, view, pristine, mode)
 
 
 def materialize(seed: Seed, base: int, ops: list[list[Any]], view: str,
-                pristine: set[bytes]) -> Case:
+                pristine: set[bytes], mode: str = "trusted") -> Case:
     st = State(seed.serializer, seed.meta, seed.buffers, pristine)
     for op in ops:
         st.apply(op)
     return Case(seed.serializer, seed.label, base, ops, view, st.meta,
-                [bytes(b[:MAX_INPUT]) for b in st.buffers])
+                [bytes(b[:MAX_INPUT]) for b in st.buffers], mode)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1279,13 +1336,13 @@ def write_cases(path: Path, cases: list[Case]) -> None:
     with open(path, "wb") as f:
         for c in cases:
             head = json.dumps({"s": c.serializer, "meta": c.meta, "view": c.view,
-                               "sizes": [len(b) for b in c.buffers]}).encode()
+                               "mode": c.mode, "sizes": [len(b) for b in c.buffers]}).encode()
             f.write(struct.pack("<I", len(head)) + head)
             for b in c.buffers:
                 f.write(b)
 
 
-def read_cases(path: Path) -> list[tuple[str, dict[str, Any], str, list[bytes]]]:
+def read_cases(path: Path) -> list[tuple[str, dict[str, Any], str, str, list[bytes]]]:
     data = path.read_bytes()
     out, pos = [], 0
     while pos < len(data):
@@ -1296,7 +1353,7 @@ def read_cases(path: Path) -> list[tuple[str, dict[str, Any], str, list[bytes]]]
         for size in head["sizes"]:
             bufs.append(data[pos:pos + size])
             pos += size
-        out.append((head["s"], head["meta"], head["view"], bufs))
+        out.append((head["s"], head["meta"], head["view"], head.get("mode", "trusted"), bufs))
     return out
 
 
@@ -1355,6 +1412,10 @@ def child_main(batch: Path, progress: Path, results: Path, deadline: float) -> i
 
     from hibernate import serializers
 
+    try:  # loads as from an untrusted file (data_only): Arrow types allow-listed
+        from hibernate.serializers._ipc import untrusted
+    except ImportError:
+        untrusted = None
     for seed in corpus(small=True):  # warm up: imports, thread pools, caches
         _touch(serializers.get(seed.serializer).load(_copy(seed.meta), seed.buffers))
     sys.addaudithook(_audit)
@@ -1368,7 +1429,7 @@ def child_main(batch: Path, progress: Path, results: Path, deadline: float) -> i
     with open(results, "w") as out:
         out.write(json.dumps({"limit": limit}) + "\n")
         out.flush()
-        for i, (ser, meta, view, bufs) in enumerate(cases):
+        for i, (ser, meta, view, mode, bufs) in enumerate(cases):
             if time.time() > deadline:
                 break
             os.pwrite(pfd, f"{i:10d}\n".encode(), 0)
@@ -1390,7 +1451,11 @@ def child_main(batch: Path, progress: Path, results: Path, deadline: float) -> i
             _EVENTS.clear()
             _ACTIVE[0] = True
             try:
-                value = serializers.get(ser).load(meta, buffers)
+                if mode == "untrusted" and untrusted is not None:
+                    with untrusted(True):
+                        value = serializers.get(ser).load(meta, buffers)
+                else:
+                    value = serializers.get(ser).load(meta, buffers)
                 stage = "use"
                 try:
                     _touch(value)
@@ -1421,6 +1486,8 @@ def child_main(batch: Path, progress: Path, results: Path, deadline: float) -> i
                 rec["events"] = _EVENTS[:10]
                 if any(ev.split()[0] in _WATCH for ev in _EVENTS):
                     rec["o"] = "code"
+                elif rec["o"] in ("ok", "error"):
+                    rec["o"] = "file"
             rec["sec"] = round(time.perf_counter() - t0, 4)
             rec["peak"] = max(0, _status("VmHWM") - rss)
             out.write(json.dumps(rec) + "\n")
@@ -1448,7 +1515,7 @@ class Outcome:
     def finding(self) -> bool:
         return self.o in FINDINGS
 
-    def signature(self, serializer: str) -> str:
+    def signature(self, serializer: str, mode: str = "trusted") -> str:
         where = ""
         m = re.search(r"panicked at ([^\n]+?):\d+:\d+", self.stderr)
         if m:
@@ -1459,7 +1526,8 @@ class Outcome:
                 f = frames[0]  # faulthandler prints the innermost frame first
                 where = f"{Path(f[0]).name}:{f[1]} {f[2]}"
         text = re.sub(r"0x[0-9a-f]+|\d+", "N", self.detail)[:90]
-        return f"{self.o}{'-use' if self.stage == 'use' else ''} {serializer}: {text} {where}"
+        return (f"{self.o}{'-use' if self.stage == 'use' else ''} {serializer} ({mode}): "
+                f"{text} {where}")
 
 
 @dataclass
@@ -1489,6 +1557,7 @@ class Stats:
     src_changes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
+    harness: Counter[str] = field(default_factory=Counter)
 
     def summary(self) -> str:
         lines = [f"{sum(self.tried.values())} inputs in {self.seconds:.0f} s, "
@@ -1504,6 +1573,8 @@ class Stats:
                          f"{size} bytes ({what})")
         for ev, n in self.events.most_common(8):
             lines.append(f"  event during load x{n}: {ev}")
+        for what, n in self.harness.most_common(5):
+            lines.append(f"  harness error x{n} (mutant skipped): {what}")
         for change in self.src_changes:
             lines.append(f"  src changed: {change}")
         by_class = Counter(f.cls for f in self.findings.values())
@@ -1515,11 +1586,9 @@ class Stats:
         return "\n".join(lines)
 
 
-def _src_digest() -> str:
-    h = hashlib.sha256()
-    for p in sorted((SRC / "hibernate" / "serializers").glob("*.py")):
-        h.update(p.name.encode() + p.read_bytes())
-    return h.hexdigest()[:12]
+def _src_digest() -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+            for p in sorted((SRC / "hibernate" / "serializers").glob("*.py"))}
 
 
 class Runner:
@@ -1666,7 +1735,10 @@ class Fuzzer:
                 base, prior = self.rng.choice(pool)
             else:
                 base, prior = self.rng.choice(self.by_ser[ser]), []
-            cases.append(self.mutator.case(base, self.seeds[base], prior, self.pristine))
+            try:
+                cases.append(self.mutator.case(base, self.seeds[base], prior, self.pristine))
+            except Exception as e:  # a harness bug: counted, the mutant skipped
+                self.stats.harness[f"{type(e).__name__}: {e}"[:120]] += 1
         return cases
 
     def self_check(self) -> list[Case]:
@@ -1695,8 +1767,10 @@ class Fuzzer:
             for ev in o.events:
                 st.events[f"{case.serializer}: {ev}"] += 1
             if o.o == "error":
-                st.errors[re.sub(r"\d+", "N", o.detail)[:60]] += 1
-            sig = o.signature(case.serializer)
+                st.errors[f"{case.serializer}: {re.sub(r'[0-9]+', 'N', o.detail)[:90]}"] += 1
+            if o.use_error:
+                st.outcomes[(case.serializer, "ok, printing raised")] += 1
+            sig = o.signature(case.serializer, case.mode)
             if o.finding:
                 f = st.findings.get(sig)
                 if f is None:
@@ -1729,22 +1803,29 @@ class Fuzzer:
 
     def minimize(self, case: Case, o: Outcome, budget: float) -> Case:
         """Drop ops (one at a time, then the view) while the same finding comes back."""
-        sig = o.signature(case.serializer)
+        sig = o.signature(case.serializer, case.mode)
         seed = self.seeds[case.base]
         end = time.monotonic() + budget
         best = case
         progress = True
         while progress and time.monotonic() < end:
             progress = False
-            cands = [materialize(seed, best.base, best.ops[:k] + best.ops[k + 1:], best.view,
-                                 self.pristine) for k in range(len(best.ops))]
+            smaller = [best.ops[:k] + best.ops[k + 1:] for k in range(len(best.ops))]
+            for k, op in enumerate(best.ops):  # a re-write: one part of its spec less
+                if op[0] == "ipc_rewrite" and len(op[2]) > 1:
+                    smaller += [best.ops[:k] + [[op[0], op[1], {x: y for x, y in op[2].items()
+                                                                if x != key}]] + best.ops[k + 1:]
+                                for key in op[2]]
+            cands = [materialize(seed, best.base, ops, best.view, self.pristine, best.mode)
+                     for ops in smaller]
             if best.view != "bytes":
-                cands.append(materialize(seed, best.base, best.ops, "bytes", self.pristine))
+                cands.append(materialize(seed, best.base, best.ops, "bytes", self.pristine,
+                                         best.mode))
             if not cands:
                 break
             outs = self.runner.run(cands)
             for c, co in zip(cands, outs):
-                if co is not None and co.signature(c.serializer) == sig:
+                if co is not None and co.signature(c.serializer, c.mode) == sig:
                     best, progress = c, True
                     break
         return best
@@ -1752,7 +1833,8 @@ class Fuzzer:
     def check_src(self, when: str) -> None:
         now = _src_digest()
         if now != self.src:
-            self.stats.src_changes.append(f"{when}: serializers {self.src} -> {now}")
+            changed = sorted(n for n in set(now) | set(self.src) if now.get(n) != self.src.get(n))
+            self.stats.src_changes.append(f"{when}: serializers/{', '.join(changed)}")
             self.src = now
 
 
@@ -1775,7 +1857,7 @@ def run(seconds: float, workdir: Path, seed: int = 0, out: Path | None = None,
         new = fz.account(cases, fz.runner.run(cases, end))
         if minimize:
             for case, o in new:
-                f = st.findings[o.signature(case.serializer)]
+                f = st.findings[o.signature(case.serializer, case.mode)]
                 if case.ops and time.time() < end:
                     small = fz.minimize(case, o, budget=min(120.0, max(5.0, end - time.time())))
                     f.minimized = small
@@ -1794,7 +1876,7 @@ def replay(path: Path, workdir: Path) -> tuple[Case, Outcome]:
     rec = json.loads(path.read_text())
     case = Case(rec["serializer"], rec.get("seed", "?"), rec.get("base", 0), rec.get("ops", []),
                 rec.get("view", "bytes"), rec["meta"],
-                [base64.b64decode(b) for b in rec["buffers"]])
+                [base64.b64decode(b) for b in rec["buffers"]], rec.get("mode", "trusted"))
     outcome = Runner(workdir, Stats()).run([case])[0]
     assert outcome is not None
     return case, outcome
@@ -1803,7 +1885,8 @@ def replay(path: Path, workdir: Path) -> tuple[Case, Outcome]:
 def describe(case: Case) -> str:
     ops = "\n".join(f"    {json.dumps(op)[:300]}" for op in case.ops) or "    (none)"
     meta = json.dumps(case.meta)
-    return (f"  serializer {case.serializer}; value: {case.label}; buffers as {case.view}\n"
+    return (f"  serializer {case.serializer} ({case.mode}); value: {case.label}; "
+            f"buffers as {case.view}\n"
             f"  ops:\n{ops}\n  meta: {meta[:1500]}\n"
             f"  buffers: {[len(b) for b in case.buffers]} bytes")
 
@@ -1819,6 +1902,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="where findings are written (default ./fuzz-out)")
     ap.add_argument("--replay", type=Path, help="run one saved case in a child and exit")
     ap.add_argument("--no-minimize", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="also list the commonest errors")
     args = ap.parse_args(argv)
     _ensure_src()
     with tempfile.TemporaryDirectory(prefix="hib-decoders-") as tmp:
@@ -1833,6 +1917,9 @@ def main(argv: list[str] | None = None) -> int:
         st = run(args.minutes * 60, Path(tmp), args.seed, out=args.out,
                  minimize=not args.no_minimize, progress=True)
         print(st.summary())
+        if args.verbose:
+            for text, n in st.errors.most_common(80):
+                print(f"  {n:6}  {text}")
         for f in st.findings.values():
             print(f"\n[{f.cls}] {f.signature}\n{describe(f.minimized or f.example)}\n"
                   f"  outcome: {f.outcome.detail}")

@@ -22,13 +22,13 @@ naming the hibernate that reads the file, before anything else is parsed.
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from .._limits import max_expansion
 from ..errors import FormatError, IntegrityError, VersionError
 from ..storage import ReadHandle, WriteHandle
 from ..trust import _keys
@@ -282,15 +282,6 @@ def check_manifest(manifest: Manifest, version: int, bits: int | None) -> None:
                 c.codec == "zstd" for b in manifest.blobs for c in b.chunks):
             raise FormatError("a chunk is zstd-compressed but the file does not declare zstd")
     check_codecs(manifest.blobs)
-
-
-def max_expansion() -> int:
-    """How many times its own size a file may expand to when read (``HIBERNATE_MAX_EXPANSION``,
-    default 1024): a 4 KB file cannot make a reader allocate gigabytes."""
-    try:
-        return max(1, int(os.environ.get("HIBERNATE_MAX_EXPANSION", "1024")))
-    except ValueError:
-        return 1024
 
 
 def check_expansion(blobs: Iterable[Blob], size: int) -> None:

@@ -6,14 +6,14 @@ and code checked (``_In``). See _pandas.py for the forms; nothing here runs code
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .._limits import max_expansion
 from ._base import Buffer, Decline
-from ._ipc import read_ipc
+from ._ipc import read_ipc, zone_name
 from ._numpy import _dtype_from_json, _plain
 
 __all__ = ["_INDEX_TYPES", "_In", "_Out", "_check_json", "_label", "_pd", "_unlabel", "_values"]
@@ -231,6 +231,16 @@ class _In:
     def __init__(self, buffers: Sequence[Buffer]) -> None:
         self.buffers = buffers
         self.used: set[int] = set()
+        # no axis may be longer than the value's data can account for (a RangeIndex or a
+        # null column costs nothing in the file and gigabytes once materialized)
+        held = sum(memoryview(b).nbytes for b in buffers)
+        self.max_rows = max_expansion() * max(held, 4096)
+
+    def rows(self, n: int) -> int:
+        if not 0 <= n <= self.max_rows:
+            raise ValueError(f"an axis of {n} rows is more than this value's data can hold "
+                             "(HIBERNATE_MAX_EXPANSION raises the bound)")
+        return n
 
     def buf(self, i: Any) -> Buffer:
         if type(i) is not int or not 0 <= i < len(self.buffers) or i in self.used:
@@ -297,7 +307,7 @@ class _In:
             values = self.array(node["values"])
             if values.dtype.kind != "M":
                 raise ValueError("timezone-aware values must be datetimes")
-            return pd.array(values).tz_localize("UTC").tz_convert(_zone(node.get("tz")))
+            return pd.array(values).tz_localize("UTC").tz_convert(zone_name(node.get("tz")))
         if k == "masked":
             if node["dtype"] not in _MASKED:
                 raise ValueError(f"unknown masked dtype {node['dtype']!r}")
@@ -312,8 +322,9 @@ class _In:
         pd = _pd()
         k = node.get("k")
         if k == "range":
-            return pd.RangeIndex(int(node["start"]), int(node["stop"]), int(node["step"]),
-                                 name=_unlabel(node["name"]))
+            r = range(int(node["start"]), int(node["stop"]), int(node["step"]))
+            self.rows(len(r))
+            return pd.RangeIndex(r.start, r.stop, r.step, name=_unlabel(node["name"]))
         if k == "multi":
             return pd.MultiIndex(levels=[self.index(lv) for lv in node["levels"]],
                                  codes=[self.array(c) for c in node["codes"]],
@@ -362,14 +373,3 @@ def _decode_strings(n: int, off_buf: Buffer, data_buf: Buffer) -> np.ndarray:
     out = np.empty(n, object)
     out[:] = [data[a:b].decode("utf-8") for a, b in zip(bounds, bounds[1:])]
     return out
-
-
-_ZONE = re.compile(r"(?:[A-Za-z][A-Za-z0-9_+:\-]*(?:/[A-Za-z0-9_+:\-]+)*|[+-]\d\d:\d\d)\Z")
-
-
-def _zone(tz: object) -> str:
-    """A time zone name as saved: an IANA-style name or a fixed offset, nothing that a time
-    zone library would read as a path (``dateutil//etc/passwd``)."""
-    if not isinstance(tz, str) or len(tz) > 64 or not _ZONE.match(tz) or ".." in tz:
-        raise ValueError(f"not a time zone name: {str(tz)[:64]!r}")
-    return tz
