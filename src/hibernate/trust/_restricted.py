@@ -8,7 +8,7 @@ cloudpickle's, hibernate's own).
 
 The allowed types can still be called with hostile arguments (``bytearray(1 << 30)``,
 ``list(range(10**9))``, ``str`` of a shared structure, a set of colliding numbers), so the
-stream is run by hibernate's own pickle machine (``_opcodes.PickleMachine``, the C
+stream is run by hibernate's own pickle machine (``_machine.PickleMachine``, the C
 unpickler's semantics with real values) instead of ``pickle``'s, and every step is bounded
 before it allocates (``RefusedData``, a ``pickle.UnpicklingError``, on excess):
 
@@ -36,7 +36,6 @@ references is small in memory however large it looks to ``repr``).
 
 from __future__ import annotations
 
-import codecs
 import datetime
 import decimal
 import importlib
@@ -46,7 +45,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
-from ._opcodes import MalformedPickle, PickleMachine
+from ._machine import MalformedPickle, PickleMachine
 
 __all__ = ["ALLOWED", "BUDGET_FACTOR", "BUDGET_FLOOR", "MAX_DIGITS", "MAX_KEY_DEPTH",
            "MAX_SAME_HASH", "RefusedData", "RefusedGlobal", "restricted_loads"]
@@ -128,11 +127,11 @@ class _Loader(PickleMachine):
         _refuse(f"{what} would exceed the allocation budget of a data-only load "
                 f"({BUDGET_FACTOR}x the stream's size)")
 
-    def new(self, obj: Any) -> None:
+    def made(self, obj: Any) -> Any:
         self.budget -= sys.getsizeof(obj) + 8
         if self.budget < 0:
             self.over(obj)
-        self.stack.append(obj)
+        return obj
 
     def grown(self, obj: Any, before: int) -> None:
         self.charge(sys.getsizeof(obj) - before, obj)
@@ -238,66 +237,38 @@ class _Loader(PickleMachine):
         if counts:
             self.hashes[id(container)] = (container, counts)
 
-    # -- globals -------------------------------------------------------------------------
+    # -- globals and calls ----------------------------------------------------------------
 
-    def find_class(self, module: str, name: str) -> Any:
+    def find_class(self, module: Any, name: Any) -> Any:
+        if type(name) is not str or type(module) is not str:
+            self.fail("STACK_GLOBAL requires str")  # GLOBAL and INST read two strings
         if (module, name) not in ALLOWED:
             raise RefusedGlobal(module, name)
         sys.audit("pickle.find_class", module, name)
         return getattr(importlib.import_module(module), name)
 
-    def op_GLOBAL(self) -> None:
-        self.stack.append(self.find_class(*self.names("utf-8")))
+    def instantiate(self, cls: Any, items: list[Any]) -> Any:
+        args = tuple(items)
+        new = not args and isinstance(cls, type) and not hasattr(cls, "__getinitargs__")
+        return self.create(cls, args, None, new=new)
 
-    def op_STACK_GLOBAL(self) -> None:
-        name = self.pop()
-        module = self.pop()
-        if type(name) is not str or type(module) is not str:
-            self.fail("STACK_GLOBAL requires str")
-        self.stack.append(self.find_class(module, name))
-
-    def op_INST(self) -> None:
-        start = self.marker()
-        cls = self.find_class(*self.names("ascii"))
-        self.instantiate(cls, tuple(self.pop_items(start)))
-
-    def op_OBJ(self) -> None:
-        start = self.marker()
-        if len(self.stack) - start < 1:
-            self.fail("stack underflow")
-        args = tuple(self.pop_items(start + 1))
-        self.instantiate(self.pop(), args)
-
-    def instantiate(self, cls: Any, args: tuple[Any, ...]) -> None:
-        if not args and isinstance(cls, type) and not hasattr(cls, "__getinitargs__"):
-            self.create(cls, (), None, new=True)
-        else:
-            self.create(cls, args, None, new=False)
-
-    def op_REDUCE(self) -> None:
-        args = self.pop()
-        func = self.pop()
+    def reduce(self, func: Any, args: Any) -> Any:
         if type(args) is not tuple:
             self.fail("REDUCE arguments are not a tuple")
-        self.create(func, args, None, new=False)
+        return self.create(func, args, None, new=False)
 
-    def op_NEWOBJ(self) -> None:
-        args = self.pop()
-        cls = self.pop()
+    def new_object(self, cls: Any, args: Any) -> Any:
         if type(args) is not tuple:
             self.fail("NEWOBJ arguments are not a tuple")
-        self.create(cls, args, None, new=True)
+        return self.create(cls, args, None, new=True)
 
-    def op_NEWOBJ_EX(self) -> None:
-        kwargs = self.pop()
-        args = self.pop()
-        cls = self.pop()
+    def new_object_ex(self, cls: Any, args: Any, kwargs: Any) -> Any:
         if type(args) is not tuple or type(kwargs) is not dict:
             self.fail("NEWOBJ_EX arguments are not a tuple and a dict")
-        self.create(cls, args, kwargs, new=True)
+        return self.create(cls, args, kwargs, new=True)
 
     def create(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None,
-               new: bool) -> None:
+               new: bool) -> Any:
         """Call an allowed type (``cls.__new__`` for NEWOBJ) after checking its
         arguments are a form the pickler writes, and charging what it will make."""
         check = _check_for(cls) if isinstance(cls, type) else None
@@ -308,43 +279,21 @@ class _Loader(PickleMachine):
         counts = check(self, args)
         obj = cls.__new__(cls, *args) if new else cls(*args)
         self.track(obj, counts)
-        self.new(obj)
+        return self.made(obj)
 
-    def op_EXT1(self) -> None:
-        raise RefusedGlobal("copyreg extension", str(self.uint(1)))
+    def extension(self, code: int) -> NoReturn:
+        raise RefusedGlobal("copyreg extension", str(code))
 
-    def op_EXT2(self) -> None:
-        raise RefusedGlobal("copyreg extension", str(self.uint(2)))
-
-    def op_EXT4(self) -> None:
-        raise RefusedGlobal("copyreg extension", str(self.sint4()))
-
-    def op_PERSID(self) -> None:
-        raise RefusedGlobal("persistent id", self.line()[:40].decode("ascii", "replace"))
-
-    def op_BINPERSID(self) -> None:
-        pid = self.pop()
+    def persistent_id(self, pid: Any) -> NoReturn:
         raise RefusedGlobal("persistent id", pid[:40] if type(pid) is str else _kind(pid))
 
     # -- scalars -------------------------------------------------------------------------
 
-    def op_NONE(self) -> None:
-        self.stack.append(None)
+    def decoded(self, make: Callable[[Any], Any], start: int, end: int) -> Any:
+        return self.made(make(self.data[start:end]))
 
-    def op_NEWTRUE(self) -> None:
-        self.stack.append(True)
-
-    def op_NEWFALSE(self) -> None:
-        self.stack.append(False)
-
-    def op_BININT(self) -> None:
-        self.new(self.sint4())
-
-    def op_BININT1(self) -> None:
-        self.new(self.byte())
-
-    def op_BININT2(self) -> None:
-        self.new(self.uint(2))
+    def text(self, decode: Callable[[Any], str], start: int, end: int, per_char: int) -> Any:
+        return self.made(decode(self.data[start:end]))
 
     def digits(self, text: bytes) -> bytes:
         text = text.split(b"\0", 1)[0]
@@ -352,203 +301,74 @@ class _Loader(PickleMachine):
             _refuse(f"an integer of more than {MAX_DIGITS} digits")
         return text
 
-    def op_INT(self) -> None:
-        text = self.digits(self.nonempty_line())
+    def int_line(self, text: bytes) -> Any:
+        text = self.digits(text)
         if text in (b"00", b"01"):
-            self.stack.append(text == b"01")
-            return
+            return text == b"01"
         try:
             value = int(text, 0)
         except ValueError:
             value = int(text, 10)
-        self.new(value)
+        return self.made(value)
 
-    def op_LONG(self) -> None:
-        text = self.digits(self.nonempty_line())
-        self.new(int(text[:-1] if text.endswith(b"L") else text, 0))
+    def long_line(self, text: bytes) -> Any:
+        text = self.digits(text)
+        return self.made(int(text[:-1] if text.endswith(b"L") else text, 0))
 
-    def op_LONG1(self) -> None:
-        start, end = self.counted(1)
-        self.new(int.from_bytes(self.data[start:end], "little", signed=True))
-
-    def op_LONG4(self) -> None:
-        size = self.sint4()
-        if size < 0:
-            self.fail("negative LONG4 length")
-        start = self.take(size)
-        self.new(int.from_bytes(self.data[start:start + size], "little", signed=True))
-
-    def op_FLOAT(self) -> None:
-        self.new(float(self.nonempty_line().split(b"\0", 1)[0]))
+    def float_line(self, text: bytes) -> Any:
+        return self.made(float(text.split(b"\0", 1)[0]))
 
     def op_BINFLOAT(self) -> None:
-        self.budget -= 32
-        if self.budget < 0:
-            self.over("a float")
+        self.charge(32, "a float")  # what made() charges a float, drawn before it is read
         self.stack.append(self.double())
 
-    def raw(self, nbytes: int) -> memoryview | bytes | bytearray:
-        start, end = self.counted(nbytes)
-        return self.data[start:end]
-
-    def op_SHORT_BINBYTES(self) -> None:
-        self.new(bytes(self.raw(1)))
-
-    def op_BINBYTES(self) -> None:
-        self.new(bytes(self.raw(4)))
-
-    def op_BINBYTES8(self) -> None:
-        self.new(bytes(self.raw(8)))
-
-    def op_BYTEARRAY8(self) -> None:
-        self.new(bytearray(self.raw(8)))
-
-    def op_SHORT_BINUNICODE(self) -> None:
-        start = self.pos + 1
-        end = start + self.byte()
-        if end > self.end:
-            self.fail("truncated argument")
-        self.pos = end
-        self.new(str(self.data[start:end], "utf-8", "surrogatepass"))
-
-    def op_BINUNICODE(self) -> None:
-        self.new(str(self.raw(4), "utf-8", "surrogatepass"))
-
-    def op_BINUNICODE8(self) -> None:
-        self.new(str(self.raw(8), "utf-8", "surrogatepass"))
-
-    def op_SHORT_BINSTRING(self) -> None:
-        self.new(str(self.raw(1), "ascii"))
-
-    def op_BINSTRING(self) -> None:
-        self.new(str(self.raw(4), "ascii"))
-
-    def op_STRING(self) -> None:
-        text = self.line()
-        if not (len(text) >= 2 and text[0] == text[-1] and text[:1] in (b"'", b'"')):
-            self.fail("STRING argument not quoted")
-        self.new(codecs.escape_decode(text[1:-1])[0].decode("ascii"))
-
-    def op_UNICODE(self) -> None:
-        self.new(str(self.line(), "raw-unicode-escape"))
-
-    def op_NEXT_BUFFER(self) -> None:
+    def next_buffer(self) -> Any:
         try:
-            self.stack.append(next(self.buffers))
+            return next(self.buffers)
         except StopIteration:
             raise pickle.UnpicklingError("not enough out-of-band buffers") from None
 
-    def op_READONLY_BUFFER(self) -> None:
-        view = memoryview(self.top())
-        if not view.readonly:
-            self.stack[-1] = view.toreadonly()
+    def readonly(self, value: Any) -> Any:
+        view = memoryview(value)
+        return value if view.readonly else view.toreadonly()
 
     # -- containers ----------------------------------------------------------------------
 
-    def op_EMPTY_TUPLE(self) -> None:
-        self.stack.append(())
+    def collection(self, cls: type, items: list[Any]) -> Any:
+        if cls is dict:
+            counts = self.keys(None, items[0::2])
+            d = dict(zip(items[0::2], items[1::2]))
+            self.track(d, counts)
+            return self.made(d)
+        if cls is frozenset:
+            self.keys(None, items)
+        return self.made(items if cls is list else cls(items))
 
-    def tuple_of(self, count: int) -> None:
-        if len(self.stack) < count:
-            self.fail("stack underflow")
-        self.new(tuple(self.pop_items(len(self.stack) - count)))
-
-    def op_TUPLE1(self) -> None:
-        self.tuple_of(1)
-
-    def op_TUPLE2(self) -> None:
-        self.tuple_of(2)
-
-    def op_TUPLE3(self) -> None:
-        self.tuple_of(3)
-
-    def op_TUPLE(self) -> None:
-        self.new(tuple(self.pop_items(self.marker())))
-
-    def op_EMPTY_LIST(self) -> None:
-        self.new([])
-
-    def op_LIST(self) -> None:
-        self.new(self.pop_items(self.marker(), fenced=False))
-
-    def op_EMPTY_DICT(self) -> None:
-        self.new({})
-
-    def op_DICT(self) -> None:
-        start = self.marker()
-        if (len(self.stack) - start) % 2:
-            self.fail("odd number of items for DICT")
-        items = self.pop_items(start, fenced=False)
-        counts = self.keys(None, items[0::2])
-        d = dict(zip(items[0::2], items[1::2]))
-        self.track(d, counts)
-        self.new(d)
-
-    def op_EMPTY_SET(self) -> None:
-        self.new(set())
-
-    def op_FROZENSET(self) -> None:
-        items = self.pop_items(self.marker())
-        self.keys(None, items)
-        self.new(frozenset(items))
-
-    def op_APPEND(self) -> None:
-        if len(self.stack) - 1 <= self.fence:
-            self.fail("stack underflow")
-        self.appends(len(self.stack) - 1)
-
-    def op_APPENDS(self) -> None:
-        self.appends(self.marker())
-
-    def appends(self, x: int) -> None:
-        target = self.target(x)
-        if len(self.stack) == x:
-            return
+    def extend(self, target: Any, items: list[Any]) -> None:
         if type(target) is not list:
             _refuse(f"appending to a {_kind(target)}")
         before = sys.getsizeof(target)
-        target.extend(self.pop_items(x))
+        target.extend(items)
         self.grown(target, before)
 
-    def op_SETITEM(self) -> None:
-        self.setitems(len(self.stack) - 2)
-
-    def op_SETITEMS(self) -> None:
-        self.setitems(self.marker())
-
-    def setitems(self, x: int) -> None:
-        target = self.target(x)
-        if len(self.stack) == x:
-            return
-        if (len(self.stack) - x) % 2:
-            self.fail("odd number of items for SETITEMS")
+    def set_items(self, target: Any, items: list[Any]) -> None:
         if type(target) is not dict and type(target) is not OrderedDict:
             _refuse(f"setting items of a {_kind(target)}")
-        items = self.pop_items(x)
         self.keys(target, items[0::2])
         before = sys.getsizeof(target)
         for i in range(0, len(items), 2):
             target[items[i]] = items[i + 1]
         self.grown(target, before)
 
-    def op_ADDITEMS(self) -> None:
-        x = self.marker()
-        target = self.target(x)
-        if len(self.stack) == x:
-            return
+    def add_items(self, target: Any, items: list[Any]) -> None:
         if type(target) is not set:
             _refuse(f"adding items to a {_kind(target)}")
-        items = self.pop_items(x)
         self.keys(target, items)
         before = sys.getsizeof(target)
         target.update(items)
         self.grown(target, before)
 
-    def op_BUILD(self) -> None:
-        if len(self.stack) - 2 < self.fence:
-            self.fail("stack underflow")
-        state = self.pop()
-        inst = self.stack[-1]
+    def build(self, inst: Any, state: Any) -> None:
         if type(state) is tuple and len(state) == 2 and state[1] is None:
             state = state[0]
         if type(inst) is not OrderedDict or not (
@@ -566,20 +386,13 @@ class _Loader(PickleMachine):
         super().op_MARK()
 
     def memo_put(self, index: int) -> None:
-        memo = self.memo
-        if index not in memo:
+        if index not in self.memo:
             if index > self.end:
                 self.fail(f"memo index {index} beyond the stream's length")
             self.budget -= 64
             if self.budget < 0:
                 self.over("a memo entry")
-        stack = self.stack
-        if len(stack) <= (self.marks[-1] if self.marks else 0):
-            self.fail("stack underflow")
-        memo[index] = stack[-1]
-
-    def op_MEMOIZE(self) -> None:
-        self.memo_put(len(self.memo))
+        PickleMachine.memo_put(self, index)  # not super(): MEMOIZE is the commonest opcode
 
 
 # -- the constructors' argument forms --------------------------------------------------------
