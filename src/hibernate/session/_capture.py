@@ -267,8 +267,8 @@ def _salvaged(names: tuple[str, ...], p: Plan, sink: Sink) -> WrittenGroup | Non
     with salvage() as lost:
         written = _attempt(names, p, sink)
     replaced = {i for i, _, _ in lost}
-    if isinstance(written, Skip) or any(id(p.values[n]) in replaced for n in names
-                                        if len(names) == 1):
+    alone_and_lost = len(names) == 1 and id(p.values[names[0]]) in replaced
+    if isinstance(written, Skip) or alone_and_lost:
         sink.rollback(mark)
         return None
     seen: dict[str, Skip] = {}

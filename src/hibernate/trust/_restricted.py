@@ -36,8 +36,6 @@ references is small in memory however large it looks to ``repr``).
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import importlib
 import pickle
 import sys
@@ -45,20 +43,19 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
+from ._constructors import (
+    ALLOWED,
+    MAX_DIGITS,
+    RefusedData,
+    RefusedGlobal,
+    check_for,
+    kind,
+    refuse,
+)
 from ._machine import MalformedPickle, PickleMachine
 
 __all__ = ["ALLOWED", "BUDGET_FACTOR", "BUDGET_FLOOR", "MAX_DIGITS", "MAX_KEY_DEPTH",
            "MAX_SAME_HASH", "RefusedData", "RefusedGlobal", "restricted_loads"]
-
-ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    [("builtins", n) for n in ("bool", "bytearray", "bytes", "complex", "dict", "float",
-                               "frozenset", "int", "list", "range", "set", "slice", "str",
-                               "tuple")]
-    + [("datetime", n) for n in ("date", "datetime", "time", "timedelta", "timezone")]
-    + [("decimal", "Decimal"), ("collections", "OrderedDict")]
-    # two strings, bounded; it runs nothing (see hibernate/_placeholder.py)
-    + [("hibernate._placeholder", "Placeholder")]
-)
 
 BUDGET_FACTOR = 64  # bytes of objects per byte of input
 BUDGET_FLOOR = 4 << 20
@@ -66,39 +63,9 @@ HASH_FACTOR = 16  # hash steps per byte of input
 HASH_FLOOR = 1 << 20
 MAX_SAME_HASH = 32
 MAX_KEY_DEPTH = 100
-MAX_DIGITS = 5000
-_TEXT = 1 << 12  # datetime and timezone arguments
 _P = sys.hash_info.modulus
-_DICT_ITEM = 100  # dict/OrderedDict bytes per item, before the call
-_SET_ITEM = 64
-_SEQ_ITEM = 8
 _HASH_ENTRY = 100  # a tracked key's place in a collision counter
-_CODECS = frozenset({"utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1"})
-_ERRORS = frozenset({"strict", "surrogatepass", "surrogateescape", "replace", "ignore",
-                     "backslashreplace"})
 _SIZED = (str, bytes, bytearray, list, tuple, dict, OrderedDict, set, frozenset, range)
-_NUMBERS = (int, bool, float)
-
-
-class RefusedGlobal(pickle.UnpicklingError):
-    """The pickle names a global that a data-only load does not allow."""
-
-    def __init__(self, module: str, name: str) -> None:
-        super().__init__(f"needs code: {module}.{name}")
-        self.module, self.name = module, name
-
-
-class RefusedData(pickle.UnpicklingError):
-    """The pickle asks for more than a data-only load allows (size, hashing, a form of
-    constructor call the pickler never writes): the entry fails."""
-
-
-def _refuse(why: str) -> NoReturn:
-    raise RefusedData(f"refused: {why}")
-
-
-def _kind(x: object) -> str:
-    return type(x).__name__
 
 
 class _Loader(PickleMachine):
@@ -123,8 +90,8 @@ class _Loader(PickleMachine):
             self.over(what)
 
     def over(self, what: object) -> NoReturn:
-        what = what if isinstance(what, str) else f"a {_kind(what)}"
-        _refuse(f"{what} would exceed the allocation budget of a data-only load "
+        what = what if isinstance(what, str) else f"a {kind(what)}"
+        refuse(f"{what} would exceed the allocation budget of a data-only load "
                 f"({BUDGET_FACTOR}x the stream's size)")
 
     def made(self, obj: Any) -> Any:
@@ -141,11 +108,11 @@ class _Loader(PickleMachine):
         if isinstance(x, (memoryview, pickle.PickleBuffer)):
             return memoryview(x).nbytes
         if type(x) not in _SIZED:
-            _refuse(f"{what} of a {_kind(x)}")
+            refuse(f"{what} of a {kind(x)}")
         try:
             return len(x)  # type: ignore[arg-type]
         except OverflowError:
-            _refuse(f"{what} of a range too long")
+            refuse(f"{what} of a range too long")
 
     # -- hashing -------------------------------------------------------------------------
 
@@ -169,7 +136,7 @@ class _Loader(PickleMachine):
             cost = 1
         self.hash_budget -= cost
         if self.hash_budget < 0:
-            _refuse("hashing the keys would exceed the hash budget of a data-only load "
+            refuse("hashing the keys would exceed the hash budget of a data-only load "
                     f"({HASH_FACTOR} steps per byte of the stream)")
 
     def tuple_cost(self, root: tuple[Any, ...]) -> int:
@@ -183,7 +150,7 @@ class _Loader(PickleMachine):
                 continue
             if not ready:
                 if depth > MAX_KEY_DEPTH:
-                    _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
+                    refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
                 pending.append((t, depth, True))
                 pending.extend((c, depth + 1, False) for c in t
                                if type(c) is tuple and id(c) not in costs)
@@ -202,7 +169,7 @@ class _Loader(PickleMachine):
                 else:
                     cost += 1
             if height > MAX_KEY_DEPTH:
-                _refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
+                refuse(f"a key nested more than {MAX_KEY_DEPTH} tuples deep")
             costs[id(t)] = (t, cost, height)
             self.charge(_HASH_ENTRY, "hash bookkeeping")
         return costs[id(root)][1]
@@ -229,7 +196,7 @@ class _Loader(PickleMachine):
             if n == 1:
                 self.charge(_HASH_ENTRY, "hash bookkeeping")
             elif n > MAX_SAME_HASH:
-                _refuse(f"more than {MAX_SAME_HASH} keys of a set or dict share one hash "
+                refuse(f"more than {MAX_SAME_HASH} keys of a set or dict share one hash "
                         "value (a hash-collision attack)")
         return counts
 
@@ -271,11 +238,11 @@ class _Loader(PickleMachine):
                new: bool) -> Any:
         """Call an allowed type (``cls.__new__`` for NEWOBJ) after checking its
         arguments are a form the pickler writes, and charging what it will make."""
-        check = _check_for(cls) if isinstance(cls, type) else None
+        check = check_for(cls) if isinstance(cls, type) else None
         if check is None:
-            _refuse(f"calling a {_kind(cls)}")
+            refuse(f"calling a {kind(cls)}")
         if kwargs:
-            _refuse(f"keyword arguments to {cls.__name__}")
+            refuse(f"keyword arguments to {cls.__name__}")
         counts = check(self, args)
         obj = cls.__new__(cls, *args) if new else cls(*args)
         self.track(obj, counts)
@@ -285,7 +252,7 @@ class _Loader(PickleMachine):
         raise RefusedGlobal("copyreg extension", str(code))
 
     def persistent_id(self, pid: Any) -> NoReturn:
-        raise RefusedGlobal("persistent id", pid[:40] if type(pid) is str else _kind(pid))
+        raise RefusedGlobal("persistent id", pid[:40] if type(pid) is str else kind(pid))
 
     # -- scalars -------------------------------------------------------------------------
 
@@ -298,7 +265,7 @@ class _Loader(PickleMachine):
     def digits(self, text: bytes) -> bytes:
         text = text.split(b"\0", 1)[0]
         if len(text) > MAX_DIGITS:
-            _refuse(f"an integer of more than {MAX_DIGITS} digits")
+            refuse(f"an integer of more than {MAX_DIGITS} digits")
         return text
 
     def int_line(self, text: bytes) -> Any:
@@ -346,14 +313,14 @@ class _Loader(PickleMachine):
 
     def extend(self, target: Any, items: list[Any]) -> None:
         if type(target) is not list:
-            _refuse(f"appending to a {_kind(target)}")
+            refuse(f"appending to a {kind(target)}")
         before = sys.getsizeof(target)
         target.extend(items)
         self.grown(target, before)
 
     def set_items(self, target: Any, items: list[Any]) -> None:
         if type(target) is not dict and type(target) is not OrderedDict:
-            _refuse(f"setting items of a {_kind(target)}")
+            refuse(f"setting items of a {kind(target)}")
         self.keys(target, items[0::2])
         before = sys.getsizeof(target)
         for i in range(0, len(items), 2):
@@ -362,7 +329,7 @@ class _Loader(PickleMachine):
 
     def add_items(self, target: Any, items: list[Any]) -> None:
         if type(target) is not set:
-            _refuse(f"adding items to a {_kind(target)}")
+            refuse(f"adding items to a {kind(target)}")
         self.keys(target, items)
         before = sys.getsizeof(target)
         target.update(items)
@@ -373,7 +340,7 @@ class _Loader(PickleMachine):
             state = state[0]
         if type(inst) is not OrderedDict or not (
                 state is None or (type(state) is dict and all(type(k) is str for k in state))):
-            _refuse(f"setting the state of a {_kind(inst)}")
+            refuse(f"setting the state of a {kind(inst)}")
         if state:
             before = sys.getsizeof(inst.__dict__)
             inst.__dict__.update((sys.intern(k), v) for k, v in state.items())
@@ -397,186 +364,6 @@ class _Loader(PickleMachine):
 
 # -- the constructors' argument forms --------------------------------------------------------
 
-Check = Callable[[_Loader, tuple[Any, ...]], "Counter[int] | None"]
-
-
-def _arity(cls: str, args: tuple[Any, ...], most: int) -> None:
-    if len(args) > most:
-        _refuse(f"{cls} with {len(args)} arguments")
-
-
-def _codec(cls: str, args: tuple[Any, ...]) -> None:
-    """(text or bytes, encoding[, errors]): only the plain codecs, strict-ish errors."""
-    encoding = args[1]
-    if type(encoding) is not str or encoding.lower().replace("_", "-") not in _CODECS:
-        _refuse(f"{cls} with an encoding other than utf-8, ascii or latin-1")
-    if len(args) == 3 and (type(args[2]) is not str or args[2] not in _ERRORS):
-        _refuse(f"{cls} with an unusual error handler")
-
-
-def _check_bytes(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("bytes", args, 3)
-    if not args:
-        return
-    x = args[0]
-    if len(args) == 1:
-        size = x if type(x) is int or type(x) is bool else m.length(x, "bytes")
-        m.charge(max(0, size), "bytes")
-    elif type(x) is str:
-        _codec("bytes", args)
-        m.charge(4 * len(x), "bytes")
-    else:
-        _refuse("bytes of a non-string with an encoding")
-
-
-def _check_str(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("str", args, 3)
-    if not args or (len(args) == 1 and type(args[0]) is str):
-        return
-    x = args[0]
-    if len(args) == 1 or not isinstance(x, (bytes, bytearray, memoryview, pickle.PickleBuffer)):
-        _refuse(f"str of a {_kind(x)}")  # str(x) is repr(x): unbounded for shared data
-    _codec("str", args)
-    m.charge(4 * m.length(x, "str"), "str")
-
-
-def _check_int(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("int", args, 2)
-    if not args:
-        return
-    x = args[0]
-    if len(args) == 1 and type(x) in _NUMBERS:
-        return
-    if type(x) not in (str, bytes, bytearray) or (len(args) == 2 and type(args[1]) is not int):
-        _refuse(f"int of a {_kind(x)}")
-    if len(x) > MAX_DIGITS:
-        _refuse(f"an integer of more than {MAX_DIGITS} digits")
-
-
-def _check_float(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("float", args, 1)
-    if args and type(args[0]) not in (*_NUMBERS, str, bytes, bytearray):
-        _refuse(f"float of a {_kind(args[0])}")
-
-
-def _check_complex(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("complex", args, 2)
-    for x in args:
-        if type(x) not in (*_NUMBERS, complex, str):
-            _refuse(f"complex of a {_kind(x)}")
-
-
-def _check_bool(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("bool", args, 1)
-
-
-def _sequence(item: int, cls: str) -> Check:
-    def check(m: _Loader, args: tuple[Any, ...]) -> None:
-        _arity(cls, args, 1)
-        if args:
-            m.charge(item * m.length(args[0], cls), cls)
-    return check
-
-
-def _check_set(m: _Loader, args: tuple[Any, ...]) -> Counter[int] | None:
-    _arity("set", args, 1)
-    if not args:
-        return None
-    m.charge(_SET_ITEM * m.length(args[0], "set"), "set")
-    return m.keys(None, iter(args[0]))
-
-
-def _check_dict(m: _Loader, args: tuple[Any, ...]) -> Counter[int] | None:
-    _arity("dict", args, 1)
-    if not args:
-        return None
-    x = args[0]
-    if type(x) is dict or type(x) is OrderedDict:
-        keys = list(x)
-    elif type(x) is list or type(x) is tuple:
-        if not all((type(p) is tuple or type(p) is list) and len(p) == 2 for p in x):
-            _refuse("dict of something other than pairs")
-        keys = [p[0] for p in x]
-    else:
-        _refuse(f"dict of a {_kind(x)}")
-    m.charge(_DICT_ITEM * len(keys), "dict")
-    return m.keys(None, keys)
-
-
-def _check_range(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("range", args, 3)
-    if not all(type(x) is int or type(x) is bool for x in args):
-        _refuse("range of something other than integers")
-
-
-def _check_slice(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("slice", args, 3)
-    if not all(x is None or type(x) is int or type(x) is bool for x in args):
-        _refuse("slice of something other than integers")
-
-
-def _check_when(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("a datetime type", args, 8)
-    for x in args:
-        if x is None or type(x) in _NUMBERS or type(x) in (datetime.timezone,
-                                                           datetime.timedelta):
-            continue
-        if type(x) not in (str, bytes) or len(x) > _TEXT:
-            _refuse(f"a datetime type of a {_kind(x)}")
-
-
-def _check_decimal(m: _Loader, args: tuple[Any, ...]) -> None:
-    _arity("Decimal", args, 1)
-    if args and type(args[0]) not in (*_NUMBERS, str, tuple, decimal.Decimal):
-        _refuse(f"Decimal of a {_kind(args[0])}")
-
-
-def _check_placeholder(m: _Loader, args: tuple[Any, ...]) -> None:
-    if len(args) != 2 or type(args[0]) is not str or type(args[1]) is not str:
-        _refuse("a Placeholder of something other than two strings")
-
-
-_BY_NAME: dict[tuple[str, str], Check] = {
-    ("builtins", "bool"): _check_bool,
-    ("builtins", "bytearray"): _check_bytes,
-    ("builtins", "bytes"): _check_bytes,
-    ("builtins", "complex"): _check_complex,
-    ("builtins", "dict"): _check_dict,
-    ("builtins", "float"): _check_float,
-    ("builtins", "frozenset"): _check_set,
-    ("builtins", "int"): _check_int,
-    ("builtins", "list"): _sequence(_SEQ_ITEM, "list"),
-    ("builtins", "range"): _check_range,
-    ("builtins", "set"): _check_set,
-    ("builtins", "slice"): _check_slice,
-    ("builtins", "str"): _check_str,
-    ("builtins", "tuple"): _sequence(_SEQ_ITEM, "tuple"),
-    ("collections", "OrderedDict"): _check_dict,
-    ("decimal", "Decimal"): _check_decimal,
-    ("hibernate._placeholder", "Placeholder"): _check_placeholder,
-    **{("datetime", n): _check_when for n in ("date", "datetime", "time", "timedelta",
-                                                "timezone")},
-}
-assert set(_BY_NAME) == ALLOWED
-
-
-_CHECKS: dict[object, Check] = {}
-
-
-def _check_for(cls: type) -> Check | None:
-    """An allowed type's argument check (resolved on first use: the placeholder module is
-    imported only by a load that names it); None for any other type."""
-    check = _CHECKS.get(cls)
-    if check is None:
-        where = (getattr(cls, "__module__", None), getattr(cls, "__qualname__", None))
-        check = _BY_NAME.get(where)  # type: ignore[arg-type]
-        if check is None or getattr(importlib.import_module(where[0]),  # type: ignore[arg-type]
-                                    where[1]) is not cls:  # type: ignore[arg-type]
-            return None
-        _CHECKS[cls] = check
-    return check
-
-
 def restricted_loads(stream: bytes | bytearray | memoryview, buffers: Sequence[Any] = ()
                      ) -> object:
     """Unpickle data only (see the module docstring). Raises ``RefusedGlobal`` for a global
@@ -587,4 +374,4 @@ def restricted_loads(stream: bytes | bytearray | memoryview, buffers: Sequence[A
     except MalformedPickle:
         raise
     except RecursionError:
-        _refuse("nested too deeply")
+        refuse("nested too deeply")
