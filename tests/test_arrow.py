@@ -121,8 +121,11 @@ import polars as pl
 def build():
     frame = pl.DataFrame({"a": [1, 2, None], "s": ["x", None, "z"],
                           "c": pl.Series(["u", "v", "u"], dtype=pl.Categorical),
-                          "f": [1.5, 2.5, float("nan")]})
-    return dict(frame=frame, series=pl.Series("height", [1.8, None, 1.6]))
+                          "f": [1.5, 2.5, float("nan")],
+                          # width 0: polars cannot read these back from Arrow by itself
+                          "w": pl.Series([[], [], None], dtype=pl.Array(pl.Int64, 0))})
+    return dict(frame=frame, series=pl.Series("height", [1.8, None, 1.6]),
+                widthless=pl.Series("w0", [[], None], dtype=pl.Array(pl.Utf8, 0)))
 """
     fresh.run(build + """
 import hibernate
@@ -130,8 +133,8 @@ globals().update(build())
 hibernate.save("p.hib")
 """, env={"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"})
     m = hibernate.inspect(fresh.path / "p.hib")
-    assert {m.groups[m.entry(n).group].serializer.name for n in ("frame", "series")} == {
-        "polars"}
+    assert {m.groups[m.entry(n).group].serializer.name
+            for n in ("frame", "series", "widthless")} == {"polars"}
     got = fresh.json(build + """
 import json
 import hibernate
@@ -139,8 +142,11 @@ r = hibernate.load("p.hib", data_only=True)  # untrusted: polars data needs no c
 want = build()
 print(json.dumps({"restored": sorted(r.restored), "frame": frame.equals(want["frame"]),
                   "dtypes": [str(d) for d in frame.dtypes],
-                  "series": series.equals(want["series"]) and series.name == "height"}))
+                  "series": series.equals(want["series"]) and series.name == "height",
+                  "widthless": widthless.equals(want["widthless"])
+                               and str(widthless.dtype) == "Array(String, shape=(0,))"}))
 """)
-    assert {"frame", "series"} <= set(got["restored"])
-    assert got["frame"] is True and got["series"] is True
-    assert got["dtypes"] == ["Int64", "String", "Categorical", "Float64"]
+    assert {"frame", "series", "widthless"} <= set(got["restored"])
+    assert got["frame"] is True and got["series"] is True and got["widthless"] is True
+    assert got["dtypes"] == ["Int64", "String", "Categorical", "Float64",
+                             "Array(Int64, shape=(0,))"]

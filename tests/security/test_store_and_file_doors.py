@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import hibernate
+from memory import child
 
 from .craft import manifest_of, rewrap
 
@@ -78,10 +79,10 @@ def test_a_tiny_file_declaring_gigabytes_is_refused_before_allocating(fresh) -> 
     assert "zstd" in m["features"]
     (fresh.path / "bomb.hib").write_bytes(rewrap(data, m, body=body))
     assert (fresh.path / "bomb.hib").stat().st_size < 16_000
-    got = fresh.json("""
-        import json, resource, subprocess, sys
+    got = fresh.json(child("""
+        import json, subprocess, sys
         import hibernate
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = reset_peak()
         outcomes = []
         for call in (lambda: hibernate.load("bomb.hib", {}, data_only=True),
                      lambda: hibernate.inspect("bomb.hib"),
@@ -94,12 +95,11 @@ def test_a_tiny_file_declaring_gigabytes_is_refused_before_allocating(fresh) -> 
         cli = [subprocess.run([sys.executable, "-m", "hibernate", verb, "bomb.hib"]
                               + (["--yes"] if verb == "trust" else []),
                               capture_output=True, text=True) for verb in ("verify", "trust")]
-        grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-        print(json.dumps({"outcomes": outcomes, "grew_kib": grew,
+        print(json.dumps({"outcomes": outcomes, "grew": peak_growth(start),
                           "cli": [[p.returncode, p.stderr] for p in cli]}))
-    """)
+    """))
     assert all("more than 1024 times its size" in o for o in got["outcomes"]), got
-    assert got["grew_kib"] < 64 * 1024, got
+    assert got["grew"] < 64 << 20, got
     assert all(rc == 2 and "1024 times" in err for rc, err in got["cli"]), got["cli"]
 
 

@@ -241,18 +241,22 @@ def read_file_manifest(src: ReadHandle, keys: list[_keys.Key] | None) -> Manifes
     if hashlib.sha256(data).digest() != digest:
         raise IntegrityError("the manifest does not match its digest: the file is damaged")
     d = parse_json(data)
+    header = src.read(0, header_size)
+    signed_v1 = header + data if version == 1 else b""
+    del data  # inspect holds a small multiple of the manifest's size: not one copy more
     manifest = Manifest.from_dict(d)  # every field present and typed
     check_manifest(manifest, version, bits)
     _check_spans(manifest.blobs, header_size, offset)
     check_expansion(manifest.blobs, src.size)
     if version == 1:
         status = _keys.Signature.UNCHECKED if keys is None else _keys.verify(
-            key_id, mac, src.read(0, header_size) + data, keys, legacy=True)
+            key_id, mac, signed_v1, keys, legacy=True)
         manifest_digest = digest.hex()
     else:
-        canonical = canonical_bytes(d)
+        canonical = canonical_bytes(d, consume=True)
+        del d
         status = _keys.Signature.UNCHECKED if keys is None else _keys.verify(
-            key_id, mac, signed_message(canonical, src.read(0, header_size)), keys)
+            key_id, mac, signed_message(canonical, header), keys)
         manifest_digest = hashlib.sha256(canonical).hexdigest()
     return replace(manifest, signature=status, manifest_digest=manifest_digest,
                    key_id=key_id.hex() if any(key_id) else "", mac=mac.hex() if any(mac) else "")

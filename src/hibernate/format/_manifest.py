@@ -327,7 +327,33 @@ class Manifest:
                 raise FormatError(f"manifest: entry {e.name!r} names a missing group")
 
 
+# What parsing may cost, as a multiple of the manifest's size (plus a fixed allowance, so
+# that small manifests are never refused): the estimate below is an upper bound of the
+# memory Python's JSON parser allocates; real manifests stay near 9, a hand-built one of
+# empty containers or short strings would reach 25 and more.
+MAX_PARSE_COST = 12
+PARSE_ALLOWANCE = 4 << 20
+
+
+def parse_cost(data: bytes) -> int:
+    """An upper bound, in bytes, of the memory that parsing ``data`` as JSON allocates, from
+    counts of its structural bytes (C speed, no parse): every value is a pointer and an
+    object (numbers up to 32 bytes, containers 56 to 64, strings about 50 plus their text),
+    keys are shared by the parser and cost nothing more. Bytes inside strings only raise
+    the estimate, and an escaped quote followed by a colon is never taken for a key."""
+    values = data.count(b",") + data.count(b"]") + data.count(b"}")
+    containers = data.count(b"{") + data.count(b"[")
+    keys = data.count(b'":') - data.count(b'\\":')
+    strings = max(data.count(b'"') // 2 - keys, 0)
+    return 2 * len(data) + 48 * values + 64 * containers + 56 * strings
+
+
 def parse_json(data: bytes) -> dict[str, Any]:
+    cost = parse_cost(data)
+    if cost > MAX_PARSE_COST * len(data) + PARSE_ALLOWANCE:
+        raise FormatError(f"the manifest ({len(data)} bytes) is built to take "
+                          f"{cost / max(len(data), 1):.0f} times its size in memory to read "
+                          f"(the limit is {MAX_PARSE_COST}): it was not written by hibernate")
     try:
         d = json.loads(bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -337,15 +363,22 @@ def parse_json(data: bytes) -> dict[str, Any]:
     return d
 
 
-def canonical_bytes(d: Mapping[str, Any]) -> bytes:
+def canonical_bytes(d: Mapping[str, Any], *, consume: bool = False) -> bytes:
     """The form of a (checked) manifest that signatures and the trust list cover: every
     field as written, except where each chunk's bytes happen to lie and how they are encoded
     (offset, stored length, codec). A chunk's content is covered by its raw length and
     digest, so a checkpoint exported to a file, or a file imported into a store, keeps its
     signature; keys are sorted and the JSON compact, so it is independent of who wrote it."""
     body = dict(d)
-    body["blobs"] = [{"chunks": [{"raw": c["raw"], "digest": c["digest"]}
-                                 for c in b["chunks"]]} for b in d["blobs"]]
+    if consume:  # ``d`` is not used again: leave the located fields out in place, no copy
+        for b in d["blobs"]:
+            for c in b["chunks"]:
+                raw, digest = c["raw"], c["digest"]
+                c.clear()
+                c.update(raw=raw, digest=digest)
+    else:
+        body["blobs"] = [{"chunks": [{"raw": c["raw"], "digest": c["digest"]}
+                                     for c in b["chunks"]]} for b in d["blobs"]]
     try:
         return json.dumps(body, sort_keys=True, separators=(",", ":"),
                           ensure_ascii=False).encode()
