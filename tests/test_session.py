@@ -160,17 +160,38 @@ def test_load_into_plain_dict_reports_overwritten_and_kept(tmp_path) -> None:
     assert r.overwritten == ("x",) and r.kept == ("z",) and set(r.restored) == {"x", "y"}
 
 
-def test_unsafe_names_are_bound_only_when_included_by_name(tmp_path) -> None:
+def test_unsafe_names_are_bound_only_when_included_by_name(tmp_path, monkeypatch) -> None:
     p = tmp_path / "s.hib"
-    hibernate.save(p, {"list": "shadow", "not an identifier": 1, "ok": 2})
+    monkeypatch.setenv("HIBERNATE_KEY", "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978")
+    hibernate.save(p, {"list": "shadow", "input": "data.csv", "not an identifier": 1,
+                       "ok": 2})
+    monkeypatch.undo()  # back to the user's own key: the file is someone else's
     target: dict = {}
-    r = hibernate.load(p, target)
+    r = hibernate.load(p, target, data_only=True)
     assert target == {"ok": 2}
     assert {n: s.code for n, s in r.skipped.items()} == {
-        "list": "unsafe-name", "not an identifier": "unsafe-name"}
+        "list": "unsafe-name", "input": "unsafe-name", "not an identifier": "unsafe-name"}
+    assert "not yours" in r.skipped["list"].message
     target = {}
-    hibernate.load(p, target, include=["list", "ok"])
+    hibernate.load(p, target, include=["list", "ok"], data_only=True)
     assert target == {"list": "shadow", "ok": 2}
+
+
+def test_the_users_own_file_binds_names_that_shadow_builtins(tmp_path, monkeypatch) -> None:
+    p = tmp_path / "s.hib"  # signed with the user's key: names come back as saved
+    hibernate.save(p, {"list": [1, 2], "input": "data.csv", "id": 7, "sum": 3.5,
+                       "not an identifier": 1})
+    target: dict = {}
+    r = hibernate.load(p, target)
+    assert r.signature == "valid"
+    assert target == {"list": [1, 2], "input": "data.csv", "id": 7, "sum": 3.5}
+    assert {n: s.code for n, s in r.skipped.items()} == {"not an identifier": "unsafe-name"}
+    with monkeypatch.context() as m:  # a stranger's file, trusted for this load
+        m.setenv("HIBERNATE_KEY", "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978")
+        hibernate.save(tmp_path / "theirs.hib", {"list": [3]})
+    target = {}
+    assert hibernate.load(tmp_path / "theirs.hib", target, trust=True).signature == "foreign"
+    assert target == {"list": [3]}
 
 
 class Boom:

@@ -27,10 +27,13 @@ def is_dunder(name: str) -> bool:
     return len(name) > 4 and name.startswith("__") and name.endswith("__")
 
 
-def is_plain_name(name: str) -> bool:
-    """A name that is safe to bind from a file without being asked for by name."""
+def is_plain_name(name: str, *, builtins_too: bool = False) -> bool:
+    """A name that is safe to bind from a file without being asked for by name.
+    ``builtins_too``: the file is the user's own (signed with their key, on their trust
+    list, or trusted for this load), so a name that shadows a builtin (``list``, ``input``,
+    ``sum``) is bound as it was saved; from other files a builtin's name must be asked for."""
     return (name.isidentifier() and not keyword.iskeyword(name) and not is_dunder(name)
-            and name not in _BUILTIN_NAMES)
+            and (builtins_too or name not in _BUILTIN_NAMES))
 
 
 def ipython_internal(name: str) -> bool:

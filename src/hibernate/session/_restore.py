@@ -39,10 +39,11 @@ _MISSING = object()
 
 
 def select_entries(manifest: Manifest, select: Selector,
-                   protected: frozenset[str] | None = None
+                   protected: frozenset[str] | None = None, trusted: bool = False
                    ) -> tuple[list[Entry], dict[str, Skip]]:
     """The entries to restore, and why the others are not. ``protected``: names the
-    target IPython shell keeps for itself (never overwritten)."""
+    target IPython shell keeps for itself (never overwritten). ``trusted``: the file is the
+    user's own, so builtins' names are bound as saved."""
     chosen, skipped = [], {}
     for e in manifest.entries:
         if protected is not None and (e.name in protected or ipython_internal(e.name)):
@@ -53,10 +54,14 @@ def select_entries(manifest: Manifest, select: Selector,
                 skipped[e.name] = Skip(SkipCode.NOT_SAVED, f"{e.skip.code}: {e.skip.message}")
         elif not select(e.name):
             skipped[e.name] = Skip(SkipCode.NOT_SELECTED, "not selected by include/exclude")
-        elif not is_plain_name(e.name) and not select.explicitly_included(e.name):
+        elif (not is_plain_name(e.name, builtins_too=trusted)
+              and not select.explicitly_included(e.name)):
             skipped[e.name] = Skip(SkipCode.UNSAFE_NAME,
-                                   "not an identifier, a dunder or a builtin's "
-                                   "name: include it by name to bind it")
+                                   "a builtin's name, from a file that is not yours: "
+                                   "include it by name to bind it" if is_plain_name(
+                                       e.name, builtins_too=True) else
+                                   "not an identifier, or a dunder: include it by name "
+                                   "to bind it")
         else:
             chosen.append(e)
     return chosen, skipped
@@ -195,7 +200,7 @@ def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, A
             keep: frozenset[str] = frozenset()) -> LoadReport:
     """Restore a checked manifest's selected entries into ``ns`` (bound all at once at the
     end). ``keep``: names whose live values are left in place (reported as kept)."""
-    chosen, skipped = select_entries(manifest, select, ipython_hidden(ns))
+    chosen, skipped = select_entries(manifest, select, ipython_hidden(ns), trusted)
     chosen = [e for e in chosen if e.name not in keep]
     if data_only:  # data only: a reference is bound only when asked for by name
         for e in [e for e in chosen if e.how == How.REFERENCE
