@@ -7,6 +7,7 @@ Text that comes from a file (names, type names, messages) is escaped: HTML-escap
 from __future__ import annotations
 
 import html
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -141,13 +142,19 @@ class LoadReport:
     seconds: float
     signature: str = "unchecked"
     trusted: bool = False
+    # how a restored name came back when it is worth saying (e.g. its functions were rebuilt
+    # from source on another Python)
+    notes: Mapping[str, str] = field(default_factory=dict)
+    # what differs between the saving environment and this one (Python, packages)
+    environment: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
     def _lines(self) -> list[tuple[str, str, str]]:
-        rows = [(n, "restored", "overwrote" if n in self.overwritten else "")
+        rows = [(n, "restored", "; ".join(filter(None, [
+                    "overwrote" if n in self.overwritten else "", self.notes.get(n, "")])))
                 for n in self.restored]
         rows += [(n, "FAILED", r) for n, r in self.failed.items()]
         rows += [(n, f"skipped ({s.code})", s.message) for n, s in self.skipped.items()
@@ -160,10 +167,12 @@ class LoadReport:
 
     def __str__(self) -> str:
         return "\n".join([clean(self._title(), 300),
-                          table(("name", "status", "detail"), self._lines())])
+                          table(("name", "status", "detail"), self._lines()),
+                          *(clean(line, 300) for line in self.environment)])
 
     def _repr_html_(self) -> str:
-        return html_table(("name", "status", "detail"), self._lines(), self._title())
+        env = "".join(f"<pre>{html.escape(clean(line, 300))}</pre>" for line in self.environment)
+        return html_table(("name", "status", "detail"), self._lines(), self._title()) + env
 
 
 def _shape(shape: tuple[int, ...] | None, dtype: str | None) -> str:
@@ -212,6 +221,48 @@ def _manifest_title(m: _Manifest) -> str:
             f"{s.get('python', '?')} ({s.get('origin', '?')}); signature {m.signature}")
 
 
+def environment_differences(session: Mapping[str, Any]) -> tuple[str, ...]:
+    """What differs between the Python and packages a session was saved with and the ones
+    installed here, and what to install; read from the manifest, nothing imported."""
+    import contextlib
+    import importlib.metadata
+    import importlib.util
+    import platform
+
+    out = []
+    saved, here = session.get("python"), platform.python_version()
+    if isinstance(saved, str) and saved.split(".")[:2] != here.split(".")[:2]:
+        out.append(f"saved on Python {clean(saved, 20)}, this is {here}: functions and classes "
+                   "saved by value are rebuilt from their source (or fail without it)")
+    packages = session.get("packages")
+    for name, version in sorted(packages.items()) if isinstance(packages, dict) else []:
+        if not isinstance(name, str) or not isinstance(version, str) or not name.isidentifier():
+            continue
+        module = sys.modules.get(name)
+        installed = getattr(module, "__version__", None) if module is not None else None
+        if module is None:
+            try:  # cheap: no import, and no scan of every installed distribution
+                found = importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                dist = (importlib.metadata.packages_distributions().get(name) or [name])[0]
+                out.append(f"{clean(name, 60)} {clean(version, 30)} is not installed: "
+                           f"pip install '{clean(dist, 60)}=={clean(version, 30)}'")
+                continue
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                installed = importlib.metadata.version(name)
+        if isinstance(installed, str) and installed != version:
+            out.append(f"{clean(name, 60)}: saved with {clean(version, 30)}, {installed} "
+                       "is installed")
+    return tuple(out)
+
+
+def _environment_lines(m: _Manifest) -> list[str]:
+    lines = environment_differences(m.session)
+    return ["differs from this environment:", *(f"  {line}" for line in lines)] if lines else []
+
+
 def _postmortem_lines(m: _Manifest) -> list[str]:
     pm = m.session.get("postmortem")
     if not isinstance(pm, dict):
@@ -230,11 +281,11 @@ def _postmortem_lines(m: _Manifest) -> list[str]:
 
 def manifest_table(m: _Manifest) -> str:
     return "\n".join([clean(_manifest_title(m), 400), table(_HEADERS, _manifest_rows(m)),
-                      *_placeholder_lines(m), *_postmortem_lines(m)])
+                      *_placeholder_lines(m), *_postmortem_lines(m), *_environment_lines(m)])
 
 
 def manifest_html(m: _Manifest) -> str:
-    extra = _placeholder_lines(m) + _postmortem_lines(m)
+    extra = _placeholder_lines(m) + _postmortem_lines(m) + _environment_lines(m)
     pm = "".join(f"<pre>{html.escape(line)}</pre>" for line in extra)
     return html_table(_HEADERS, _manifest_rows(m), _manifest_title(m)) + pm
 

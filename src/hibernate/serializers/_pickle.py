@@ -7,7 +7,9 @@
   namespace bound by ``bound_namespace``), so ``global x`` in a restored function updates
   the namespace it was loaded into.
 - Closure cells are saved as objects, so closures that shared a cell still share it.
-- Classes and functions that are not importable are saved by value by cloudpickle.
+- Classes and functions that are not importable are saved by value by cloudpickle; their
+  code objects as bytecode plus source (``_code``), so another Python rebuilds them from
+  source instead of running bytecode it was not compiled for.
 - Open files are refused (cloudpickle would save a copy of their contents).
 - The caller may refuse more (``bound_namespace(refuse=...)``: the session refuses IPython
   machinery) and may ask for a salvage (``salvage``): then every object that cannot be
@@ -32,6 +34,7 @@ import cloudpickle  # type: ignore[import-untyped]
 
 from .._placeholder import Placeholder
 from ._base import Buffer, Dumped, StreamingSerializer
+from ._code import code_reduce
 
 __all__ = ["MachineryError", "PickleSerializer", "bound_namespace", "salvage"]
 
@@ -232,6 +235,8 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
             return _function_reduce(obj)  # type: ignore[arg-type]
         if t is types.CellType:
             return _cell_reduce(obj)  # type: ignore[arg-type]
+        if t is types.CodeType:  # bytecode for this Python, source for the others
+            return code_reduce(obj)  # type: ignore[arg-type]
         refuse = _refuse.get()
         why = refuse(obj) if refuse is not None and not isinstance(obj, type) else None
         if why:

@@ -48,4 +48,5 @@ def session_info(entries: Iterable[Entry]) -> dict[str, Any]:
         "cwd": _text(os.getcwd()),
         "argv0": _text(sys.argv[0] if sys.argv else ""),
         "packages": _packages(entries),
+        "bytecode": sys.implementation.cache_tag,  # code saved by value is for this Python
     }

@@ -17,10 +17,11 @@ from typing import Any
 
 from .. import serializers
 from .._progress import Progress
-from .._reports import LoadReport
+from .._reports import LoadReport, environment_differences
 from ..errors import UntrustedFileError
 from ..format import BlobReader, ChunkSource, How, Prefetcher, Skip, SkipCode
 from ..format._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, Manifest
+from ..serializers._code import rebuilt_from_source
 from ..serializers._ipc import untrusted
 from ..serializers._pickle import bound_namespace
 from ..trust import is_trusted_manifest
@@ -216,11 +217,17 @@ def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, A
     order = [b for e in chosen if e.group in groups for b in groups[e.group].blobs]
     staging: dict[str, object] = {}
     failed: dict[str, str] = {}
+    notes: dict[str, str] = {}
     with Prefetcher(read_blob, order, [b.length for b in manifest.blobs]) as fetch:
         restorer = Restorer(manifest, fetch, ns, restricted=data_only or not trusted)
         for entry in chosen:
             try:
-                staging[entry.name] = restorer.value(entry)
+                with rebuilt_from_source() as rebuilt:
+                    staging[entry.name] = restorer.value(entry)
+                if rebuilt:
+                    names = ", ".join(sorted({q for q, _ in rebuilt}))
+                    notes[entry.name] = (f"code rebuilt from source (saved as "
+                                         f"{rebuilt[0][1]} bytecode): {names}")
             except NeedsCode as e:
                 skipped[entry.name] = Skip(SkipCode.UNTRUSTED,
                                            f"{e}; load with trust=True to restore")
@@ -235,7 +242,9 @@ def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, A
     kept = tuple(n for n in ns if n not in in_file and not is_dunder(n))
     ns.update(staging)
     return LoadReport(where, tuple(staging), failed, skipped, overwritten, kept,
-                      time.perf_counter() - start, manifest.signature, trusted)
+                      time.perf_counter() - start, manifest.signature, trusted,
+                      {n: v for n, v in notes.items() if n in staging},
+                      environment_differences(manifest.session))
 
 
 def raw_buffers(manifest: Manifest) -> frozenset[int]:
