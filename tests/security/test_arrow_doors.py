@@ -47,6 +47,7 @@ def test_a_compressed_ipc_body_is_refused_before_it_expands(fresh) -> None:
     (fresh.path / "bomb.hib").write_bytes(_swap_blob(data, bomb))
     proc = fresh.run(child("""
         import json
+        import pyarrow  # its libraries are not what is measured
         import hibernate
         start = reset_peak()
         r = hibernate.load("bomb.hib", {}, data_only=True)

@@ -81,6 +81,7 @@ def test_a_tiny_file_declaring_gigabytes_is_refused_before_allocating(fresh) -> 
     assert (fresh.path / "bomb.hib").stat().st_size < 16_000
     got = fresh.json(child("""
         import json, subprocess, sys
+        import numpy  # its libraries are not what is measured
         import hibernate
         start = reset_peak()
         outcomes = []
