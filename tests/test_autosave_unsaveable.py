@@ -1,9 +1,10 @@
 """Autosave in a real ipykernel goes on past objects it cannot save.
 
-A session that holds a generator, a lock, an open file, a socket, a sqlite3 connection and an
-object whose ``__reduce__`` raises is checkpointed after every cell exactly as ``save`` would
-save it: those names are skipped with a reason, everything else is stored, and no cell loses
-its checkpoint. The checkpoints are read back in a fresh process, never in the kernel."""
+A session that holds a generator, a hash object, a file open for writing, a socket, an
+in-memory sqlite3 connection and an object whose ``__reduce__`` raises is checkpointed after
+every cell exactly as ``save`` would save it: those names are skipped with a reason,
+everything else is stored, and no cell loses its checkpoint. The checkpoints are read back
+in a fresh process, never in the kernel."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ KEY = "hibernate-test-key-autosave-unsaveable"  # like conftest's isolated_key
 
 # The names that hold objects no serializer can save (distinct words, so that a report of
 # one can be counted in the kernel's output).
-UNSAVEABLE = ("numbers_gen", "held_lock", "open_fh", "live_sock", "sqlite_con",
+UNSAVEABLE = ("numbers_gen", "running_hash", "open_fh", "live_sock", "sqlite_con",
               "unreducible")
 
 # (cell, the saveable state after it). Each unsaveable object is created, then used, with
@@ -41,14 +42,14 @@ CELLS: list[tuple[str, dict[str, Any]]] = [
     ("x = 1", X1),
     ("numbers_gen = (i for i in range(3))", X1),
     ("x = 2", X2),
-    ("import threading\nheld_lock = threading.Lock()", X2),
+    ("import hashlib\nrunning_hash = hashlib.sha256()", X2),
     ("data = [1, 2, 3]", D3),
     ("open_fh = open('scratch.txt', 'w')", D3),
     ("import socket\nlive_sock = socket.socket()", D3),
     ("import sqlite3\nsqlite_con = sqlite3.connect(':memory:')", D3),
     ("class Refuses:\n    def __reduce__(self):\n        raise RuntimeError('not today')\n"
      "unreducible = Refuses()", D3),
-    ("first = next(numbers_gen)\nheld_lock.acquire()\nopen_fh.write('hi')\n"
+    ("first = next(numbers_gen)\nrunning_hash.update(b'x')\nopen_fh.write('hi')\n"
      "sqlite_con.execute('create table t (v)')\nlive_sock.setblocking(False)", F0),
     ("data.append(4)", D4),
     ("x = 3", {**D4, "x": 3}),

@@ -315,3 +315,22 @@ def test_lock_exit_leaves_another_holders_lock(tmp_path: Path) -> None:
     with s.lock():
         s.store.put("LOCK", b'{"token": "someone else", "time": 0}')  # broken and re-taken
     assert (tmp_path / "store" / "LOCK").exists()
+
+
+def test_retain_keeps_the_newest_within_a_count_and_a_size(tmp_path) -> None:
+    store = tmp_path / "store"
+    for i in range(5):  # each checkpoint adds a distinct 800 KB array
+        hibernate.checkpoint(store, {"a": np.full(100_000, float(i)), "i": i},
+                             message=f"c{i}")
+    assert hibernate.retain(store, keep_last=10) == []  # nothing due
+    removed = hibernate.retain(store, keep_last=4)
+    assert len(removed) == 1 and [c.message for c in hibernate.log(store)] == [
+        "c4", "c3", "c2", "c1"]
+    removed = hibernate.retain(store, max_bytes=2_000_000)  # two arrays fit, not three
+    assert [c.message for c in hibernate.log(store)] == ["c4", "c3"], removed
+    out: dict = {}
+    hibernate.checkout(store, None, out)
+    assert out["i"] == 4 and out["a"][0] == 4.0  # what is kept still checks out whole
+    older = hibernate.log(store)[1].id
+    assert hibernate.retain(store, max_bytes=1) == [older]  # the newest is always kept
+    assert [c.message for c in hibernate.log(store)] == ["c4"]

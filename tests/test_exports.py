@@ -14,7 +14,7 @@ def test_public_names_are_exported() -> None:
                 "VersionError", "IntegrityError", "UntrustedFileError", "StorageError",
                 "__version__", "load_ipython_extension", "unload_ipython_extension",
                 "save_on_exit", "Checkpoint", "Diff", "checkout", "checkpoint", "diff",
-                "export_checkpoint", "import_checkpoint", "log", "prune", "Placeholder",
+                "export_checkpoint", "import_checkpoint", "log", "prune", "retain", "Placeholder",
                 "PlaceholderError", "How", "Kind", "SkipCode", "Signature"}
     assert set(hibernate.__all__) == expected
     for name in hibernate.__all__:

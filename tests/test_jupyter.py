@@ -20,11 +20,16 @@ pytest.importorskip("ipykernel")
 class Kernel:
     """A real ipykernel in ``cwd``; ``run`` executes a cell and returns its outputs."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None,
+                 extra_arguments: list[str] | None = None) -> None:
+        import os
+
         from jupyter_client.manager import start_new_kernel
 
         self.km, self.kc = start_new_kernel(kernel_name="python3", cwd=str(cwd),
-                                            startup_timeout=60)
+                                            startup_timeout=60,
+                                            env={**os.environ, **(env or {})},
+                                            extra_arguments=extra_arguments or [])
 
     def run(self, code: str) -> dict[str, Any]:
         out: dict[str, Any] = {"stdout": "", "html": [], "text": [], "error": None,

@@ -24,6 +24,7 @@ from .checkpoints import (
     import_checkpoint,
     log,
     prune,
+    retain,
 )
 from .errors import (
     FormatError,
@@ -72,6 +73,7 @@ __all__ = [
     "log",
     "open",
     "prune",
+    "retain",
     "save",
     "save_on_exit",
     "unload_ipython_extension",

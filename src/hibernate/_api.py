@@ -38,6 +38,7 @@ from .session import (
     restore_from,
     write_session,
 )
+from .session._environment import capture_environment, parts_of, restore_environment
 from .session._meta import session_info
 from .storage import resolve
 from .trust._opcodes import referenced_globals
@@ -50,15 +51,23 @@ Names = Iterable[str] | str | None
 
 def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = None, *,
          include: Names = None, exclude: Names = None, compression: str | None = None,
-         progress: bool | None = None, storage_options: dict[str, Any] | None = None
+         progress: bool | None = None, storage_options: dict[str, Any] | None = None,
+         environment: bool | str | Iterable[str] = False, env_vars: Iterable[str] = ()
          ) -> SaveReport:
     """Save every name of ``namespace`` (default: ``__main__``) to one file at ``path``.
 
     Values that cannot be serialized are skipped and listed in the report with a reason.
     The file appears atomically: a failed or interrupted save leaves the previous file.
+    ``environment``: True, or the parts (``"cwd"``, ``"sys_path"``, ``"options"``,
+    ``"random"``, ``"warnings"``, ``"ipython"``) of the session's environment to save too;
+    ``env_vars``: glob patterns of environment variables to save (none unless named).
     """
+    parts, env_vars = parts_of(environment), list(env_vars)
+    sections = ({"environment": capture_environment(parts, env_vars)}
+                if parts or env_vars else None)
     return save_namespace(path, namespace_of(namespace), Selector(include, exclude),
-                          storage_options, compression=compression, progress=progress)
+                          storage_options, compression=compression, progress=progress,
+                          sections=sections)
 
 
 def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
@@ -66,7 +75,8 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
                    extra: dict[str, object] | None = None,
                    session: dict[str, Any] | None = None,
                    compression: str | None = None,
-                   progress: bool | None = None) -> SaveReport:
+                   progress: bool | None = None,
+                   sections: dict[str, Any] | None = None) -> SaveReport:
     """``save`` for a resolved namespace. ``extra``: more entries saved beside the
     namespace's (e.g. a post-mortem's frame locals); ``session``: more manifest metadata."""
     start = time.perf_counter()
@@ -83,7 +93,7 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
         entries, groups = write_session(p, writer)  # streams go to the file as produced
         manifest = _Manifest(entries=entries, groups=groups, blobs=writer.blobs,
                              session={**session_info(entries), **(session or {})},
-                             digest=digest, features=features)
+                             digest=digest, features=features, sections=sections or {})
         size = sink.finish(manifest, seal_of(manifest))
     except BaseException:
         out.discard()
@@ -100,7 +110,8 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
 def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = None, *,
          include: Names = None, exclude: Names = None, trust: bool = False,
          data_only: bool = False, mmap: bool = False, progress: bool | None = None,
-         storage_options: dict[str, Any] | None = None) -> LoadReport:
+         storage_options: dict[str, Any] | None = None,
+         environment: bool | str | Iterable[str] = False) -> LoadReport:
     """Restore a saved session into ``namespace`` (default: ``__main__``).
 
     Header, trailer, manifest and signature are checked before anything is restored; an
@@ -111,15 +122,27 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     become copy-on-write views of the memory-mapped file instead of being read; their chunk
     digests are then NOT checked (run ``hibernate verify FILE`` for a full check), and
     changes to the arrays never reach the file.
+
+    ``environment``: True, or the parts of a saved environment to put back after the names
+    are bound (see ``save``); data parts come back with ``data_only`` too, the parts that
+    decide which code runs next (``cwd``, ``sys_path``, ``ipython``) from trusted files only.
     """
     start = time.perf_counter()
     ns = namespace_of(namespace)
+    parts = parts_of(environment)
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
         manifest = read_file_manifest(src, _trust.user_keys())
-        return restore_from(manifest, FileSource(src), ns, select=Selector(include, exclude),
-                            trust=trust, data_only=data_only, mmap=mmap, progress=progress,
-                            where=os.fspath(path), start=start)
+        report = restore_from(manifest, FileSource(src), ns,
+                              select=Selector(include, exclude), trust=trust,
+                              data_only=data_only, mmap=mmap, progress=progress,
+                              where=os.fspath(path), start=start)
+    if parts:
+        saved = manifest.sections.get("environment")
+        outcome = restore_environment(saved if isinstance(saved, dict) else {}, parts,
+                                      report.trusted, data_only)
+        report = replace(report, environment_restored=outcome)
+    return report
 
 
 def inspect(path: PathLike, *, storage_options: dict[str, Any] | None = None) -> Manifest:

@@ -11,8 +11,11 @@ Non-goals: cell magics, autosave (see checkpoints).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from typing import Any
+
+from ._reports import clean
 
 __all__ = ["MAGIC_HELP", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -22,20 +25,28 @@ DEFAULT_STORE = ".hibernate"
 
 MAGIC_HELP = """\
 %hibernate save       [PATH] [--include NAMES] [--exclude NAMES] [--compression fast|small]
-                             [-o KEY=VALUE ...]
+                             [--environment [PARTS]] [--env-vars PATTERNS] [-o KEY=VALUE ...]
 %hibernate load       [PATH] [--include NAMES] [--exclude NAMES] [--trust] [--data-only]
-                             [-o KEY=VALUE ...]
+                             [--environment [PARTS]] [-o KEY=VALUE ...]
 %hibernate inspect    [PATH] [-o KEY=VALUE ...]
 %hibernate checkpoint [STORE] [-m MESSAGE] [--compression fast|small]
 %hibernate log        [STORE] [--all]
 %hibernate checkout   ID [--store STORE] [--only-changed] [--trust] [--data-only]
 %hibernate autosave   on|off [--every N] [--min-interval SECONDS] [--store STORE]
-                             [--compression fast|small]
+                             [--compression fast|small] [--keep N] [--max-size BYTES]
+%hibernate resume     [--store STORE] [--trust] [--data-only]
 
-PATH defaults to session.hib in the working directory (like R's .RData); STORE to
-.hibernate/. NAMES is a comma-separated list of names or glob patterns. -o passes a storage
-option (repeatable). IPython's own names (In, Out, _, _iN, get_ipython...) are never saved
-and never overwritten.
+PATH defaults to session.hib in the working directory (like R's .RData); STORE to the
+notebook's own store (.NOTEBOOK.ipynb.hibernate/ beside it, when the kernel knows its
+notebook from JPY_SESSION_NAME), else .hibernate/. Autosave keeps the newest 100
+checkpoints (--keep N, 0 for all) within --max-size (e.g. 2G). resume restores the newest
+checkpoint of the store's current line. Set c.Hibernate.resume = True (and
+c.Hibernate.autosave = True) in the IPython profile, with hibernate among its extensions,
+to resume (and autosave) at every kernel start. NAMES is a comma-separated list of names
+or glob patterns. -o passes a storage option (repeatable). PARTS: a comma-separated list
+of cwd, sys_path, options, random, warnings, ipython (all when omitted); PATTERNS:
+environment variables to save (none unless named). IPython's own names (In, Out, _, _iN,
+get_ipython...) are never saved and never overwritten.
 """
 
 
@@ -46,11 +57,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="%hibernate", add_help=False)
-    p.add_argument("command", choices=["save", "load", "inspect", "checkpoint", "log",
+    p.add_argument("command", choices=["save", "load", "inspect", "checkpoint", "log", "resume",
                                        "checkout", "autosave", "help"])
     p.add_argument("path", nargs="?", default=None)
     p.add_argument("-m", dest="message", default=None)
-    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--store", default=None)
+    p.add_argument("--keep", type=int, default=100)
+    p.add_argument("--max-size", default=None)
     p.add_argument("--all", action="store_true")
     p.add_argument("--only-changed", action="store_true")
     p.add_argument("--every", type=int, default=1)
@@ -61,11 +74,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-only", action="store_true")
     p.add_argument("--compression", default=None)
     p.add_argument("-o", dest="options", action="append", default=[])
+    p.add_argument("--environment", nargs="?", const="all", default=None)
+    p.add_argument("--env-vars", default=None)
     return p
 
 
 def _names(value: str | None) -> list[str] | None:
     return None if value is None else [n.strip() for n in value.split(",") if n.strip()]
+
+
+def _parts(value: str | None) -> bool | list[str]:
+    """``--environment`` (all parts), ``--environment cwd,random``, or absent (none)."""
+    if value is None:
+        return False
+    return True if value == "all" else (_names(value) or [])
 
 
 def _options(pairs: list[str]) -> dict[str, Any] | None:
@@ -101,22 +123,80 @@ def run_magic(shell: Any, line: str) -> None:
     if a.command == "save":
         display(_api.save(path, shell.user_ns, include=_names(a.include),
                           exclude=_names(a.exclude), compression=a.compression,
-                          storage_options=opts))
+                          storage_options=opts, environment=_parts(a.environment),
+                          env_vars=_names(a.env_vars) or ()))
     elif a.command == "load":
         display(_api.load(path, shell.user_ns, include=_names(a.include),
                           exclude=_names(a.exclude), trust=a.trust, data_only=a.data_only,
-                          storage_options=opts))
+                          storage_options=opts, environment=_parts(a.environment)))
     elif a.command == "inspect":
         display(_api.inspect(path, storage_options=opts))
+    elif a.command == "resume":
+        resume(shell, a.store, trust=a.trust, data_only=a.data_only, display=display)
     elif a.command in ("checkpoint", "log", "checkout", "autosave"):
         _history(shell, a, opts, display)
     else:
         print(MAGIC_HELP)
 
 
+def notebook_store() -> str:
+    """The autosave store of this kernel's notebook: ``.NAME.ipynb.hibernate`` beside it
+    when the kernel knows its notebook (``JPY_SESSION_NAME``), else ``.hibernate``."""
+    notebook = os.environ.get("JPY_SESSION_NAME", "")
+    if not notebook.endswith(".ipynb"):
+        return DEFAULT_STORE
+    folder, name = os.path.split(notebook)
+    if not os.path.isabs(notebook) or not os.path.isdir(folder):
+        folder = ""  # relative to the server's root: the kernel runs in the notebook's folder
+    return os.path.join(folder, f".{name}.hibernate")
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _bytes(text: str | None) -> int | None:
+    """``2G``, ``500M``, ``1048576``: a size in bytes."""
+    if text is None:
+        return None
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = t[-1:] if t[-1:] in _UNITS else ""
+    try:
+        return int(float(t[: len(t) - len(unit)]) * _UNITS[unit])
+    except ValueError:
+        raise ValueError(f"--max-size {text!r}: a size such as 2G, 500M or 1048576") from None
+
+
+def resume(shell: Any, store: str | None = None, *, trust: bool = False,
+           data_only: bool = False, display: Any = print) -> None:
+    """Restore the newest checkpoint on the current line of ``store`` (default: the
+    notebook's), and say what was restored and from when; say so when there is nothing."""
+    from . import checkpoints as cp
+
+    store = store or notebook_store()
+    try:
+        line = cp.log(store) if _exists(store) else []
+    except Exception as e:
+        print(f"hibernate resume: cannot read {store}: {type(e).__name__}: {e}")
+        return
+    if not line:
+        print(f"hibernate resume: nothing to resume (no checkpoints in {store})")
+        return
+    newest = line[0]
+    report = cp.checkout(store, newest.id, shell.user_ns, trust=trust, data_only=data_only)
+    print(f"hibernate resume: restored {len(report.restored)} names from checkpoint "
+          f"{newest.id} of {store} ({clean(newest.message, 80)}, {newest.time})")
+    display(report)
+
+
+def _exists(store: str) -> bool:
+    return "://" in store or os.path.isdir(store)
+
+
 def _history(shell: Any, a: argparse.Namespace, opts: dict[str, Any] | None,
              display: Any) -> None:
     from . import checkpoints as cp
+
+    a.store = a.store or notebook_store()
 
     if a.command == "checkpoint":
         c = cp.checkpoint(a.path or a.store, shell.user_ns, message=a.message,
@@ -132,7 +212,8 @@ def _history(shell: Any, a: argparse.Namespace, opts: dict[str, Any] | None,
         from .checkpoints._autosave import enable
 
         enable(shell, a.store, every=a.every, min_interval=a.min_interval,
-               storage_options=opts, compression=a.compression)
+               storage_options=opts, compression=a.compression,
+               keep=a.keep or None, max_bytes=_bytes(a.max_size))
         print(f"autosave on: a checkpoint in {a.store} after "
               f"{'each cell' if a.every == 1 else f'every {a.every} cells'}")
     elif a.path == "off":
@@ -152,6 +233,17 @@ def load_ipython_extension(shell: Any) -> None:
 
     hibernate.__doc__ = MAGIC_HELP
     shell.register_magic_function(hibernate, magic_kind="line", magic_name="hibernate")
+    config = getattr(shell, "config", None)
+    options = config.get("Hibernate", {}) if config is not None else {}
+    if _true(options.get("resume")):
+        resume(shell)
+    if _true(options.get("autosave")):
+        run_magic(shell, "autosave on")
+
+
+def _true(value: object) -> bool:
+    """A profile option: True, or a true-looking string from a command line."""
+    return value is True or (isinstance(value, str) and value.lower() in ("1", "true", "yes"))
 
 
 def unload_ipython_extension(shell: Any) -> None:

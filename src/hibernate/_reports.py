@@ -147,6 +147,9 @@ class LoadReport:
     notes: Mapping[str, str] = field(default_factory=dict)
     # what differs between the saving environment and this one (Python, packages)
     environment: tuple[str, ...] = ()
+    # the saved environment's parts put back (load(environment=...)): part -> "restored"
+    # or why not
+    environment_restored: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -159,6 +162,8 @@ class LoadReport:
         rows += [(n, "FAILED", r) for n, r in self.failed.items()]
         rows += [(n, f"skipped ({s.code})", s.message) for n, s in self.skipped.items()
                  if s.code != SkipCode.DUNDER]
+        rows += [(f"[{part}]", "environment", outcome)
+                 for part, outcome in self.environment_restored.items()]
         return rows
 
     def _title(self) -> str:
@@ -259,8 +264,24 @@ def environment_differences(session: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _environment_lines(m: _Manifest) -> list[str]:
+    out = []
+    saved = m.sections.get("environment")
+    if isinstance(saved, dict) and saved:
+        out.append("saved environment (load with environment=True):")
+        for part, value in saved.items():
+            if part == "options" and isinstance(value, dict):
+                text = ", ".join(clean(lib, 20) for lib in value)
+            elif part == "env_vars" and isinstance(value, dict):
+                text = ", ".join(clean(k, 40) for k in value)  # names only, never values
+            elif isinstance(value, (list, dict)):
+                text = f"{len(value)} entries"
+            else:
+                text = clean(value, 200)
+            out.append(f"  {clean(part, 20)}: {text}")
     lines = environment_differences(m.session)
-    return ["differs from this environment:", *(f"  {line}" for line in lines)] if lines else []
+    if lines:
+        out += ["differs from this environment:", *(f"  {line}" for line in lines)]
+    return out
 
 
 def _postmortem_lines(m: _Manifest) -> list[str]:

@@ -8,10 +8,10 @@ to and from files in _transfer.py; autosave in IPython in _autosave.py.
 
 from __future__ import annotations
 
-from ._history import Checkpoint, Diff, diff, log, prune
+from ._history import Checkpoint, Diff, diff, log, prune, retain
 from ._record import Recorded, Reuse, checkout, checkpoint, record_session
 from ._repo import Repo
 from ._transfer import export_checkpoint, import_checkpoint
 
 __all__ = ["Checkpoint", "Diff", "Recorded", "Repo", "Reuse", "checkout", "checkpoint", "diff",
-           "export_checkpoint", "import_checkpoint", "log", "prune", "record_session"]
+           "export_checkpoint", "import_checkpoint", "log", "prune", "record_session", "retain"]

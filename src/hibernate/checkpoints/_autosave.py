@@ -17,6 +17,10 @@ cannot see: a change made through an object that no touched name reaches (anothe
 a callback, a C extension holding a reference, an object deeper than one attribute inside a
 touched module); the periodic full check catches it late.
 
+Retention: autosave keeps the newest ``KEEP`` checkpoints (``keep=None``: all) and, with
+``max_bytes``, as many of those as fit in that many bytes of stored chunks, pruning as it
+goes (HEAD is always kept).
+
 When a checkpoint takes longer than the budget, the next ones are spaced out (said once);
 a failure is reported once, not after every cell.
 """
@@ -37,6 +41,7 @@ __all__ = ["disable", "enable", "touched_names"]
 
 BUDGET = 0.5  # seconds a checkpoint may take before autosave spaces them out
 FULL_EVERY = 20  # every so many checkpoints, check every variable
+KEEP = 100  # autosave's retention: the newest checkpoints kept (prune as it goes)
 _OPAQUE_CALLS = frozenset({"exec", "eval", "globals", "vars", "setattr", "delattr",
                            "__import__", "get_ipython"})
 
@@ -99,9 +104,12 @@ def touched_names(source: str, ns: dict[str, Any]) -> set[str] | None:
 
 class _Autosave:
     def __init__(self, shell: Any, store: str, every: int, min_interval: float,
-                 storage_options: dict[str, Any] | None, compression: str | None = None
-                 ) -> None:
+                 storage_options: dict[str, Any] | None, compression: str | None = None,
+                 keep: int | None = KEEP, max_bytes: int | None = None) -> None:
         self.shell, self.store = shell, store
+        self.keep, self.max_bytes = keep, max_bytes
+        self.saved = 0
+        self.warned_prune = False
         self.compression = compression
         self.every, self.min_interval = max(1, every), min_interval
         self.options = storage_options
@@ -151,6 +159,24 @@ class _Autosave:
         n = getattr(result, "execution_count", None)
         return n if isinstance(n, int) else int(self.shell.execution_count)
 
+    def _retain(self) -> None:
+        """Prune as autosave goes: the newest ``keep`` checkpoints, within ``max_bytes``
+        (sizes are summed every 10th checkpoint: it reads every record)."""
+        from ._history import retain
+
+        size_due = self.max_bytes is not None and self.saved % 10 == 1
+        if self.keep is None and not size_due:
+            return
+        try:
+            retain(self.store, keep_last=self.keep,
+                   max_bytes=self.max_bytes if size_due else None,
+                   storage_options=self.options)
+        except Exception as e:  # the checkpoint itself is safe; say it once
+            if not self.warned_prune:
+                print(f"hibernate autosave: pruning failed (said once): "
+                      f"{type(e).__name__}: {clean(str(e), 300)}", file=sys.stderr)
+                self.warned_prune = True
+
     def __call__(self, result: Any = None) -> None:
         self.cells += 1
         touched = self._touched(result)
@@ -175,6 +201,8 @@ class _Autosave:
             self.last_id = c.id
             self.warned_error = False
             self._report_skips()
+            self.saved += 1
+            self._retain()
         except Exception as e:
             if not self.warned_error:
                 print(f"hibernate autosave failed (said once): {type(e).__name__}: {e}",
@@ -197,10 +225,13 @@ _active: dict[int, _Autosave] = {}
 
 
 def enable(shell: Any, store: str, every: int = 1, min_interval: float = 0.0,
-           storage_options: dict[str, Any] | None = None, compression: str | None = None
-           ) -> None:
+           storage_options: dict[str, Any] | None = None, compression: str | None = None,
+           keep: int | None = KEEP, max_bytes: int | None = None) -> None:
+    """Checkpoint after cells into ``store``; keep the newest ``keep`` checkpoints (None:
+    all) within ``max_bytes`` of stored chunks (None: no cap)."""
     disable(shell)
-    hook = _Autosave(shell, store, every, min_interval, storage_options, compression)
+    hook = _Autosave(shell, store, every, min_interval, storage_options, compression,
+                     keep, max_bytes)
     _active[id(shell)] = hook
     shell.events.register("post_run_cell", hook)
 

@@ -17,7 +17,7 @@ from ..trust import user_keys
 from ._cas import StoreSource, chunk_key, legacy_key
 from ._repo import Repo
 
-__all__ = ["Checkpoint", "Diff", "diff", "info", "log", "prune", "verify"]
+__all__ = ["Checkpoint", "Diff", "diff", "info", "log", "prune", "retain", "verify"]
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,37 @@ def prune(store: str | os.PathLike[str], *, keep_last: int | None = None,
                     repo.store.delete(key)
         repo.store.put("PRUNED", str(time.time_ns()).encode())  # reused chunks may be gone
     return removed
+
+
+def retain(store: str | os.PathLike[str], *, keep_last: int | None = None,
+           max_bytes: int | None = None, storage_options: dict[str, Any] | None = None
+           ) -> list[str]:
+    """A retention rule: keep the newest checkpoints, at most ``keep_last`` of them and, of
+    those, as many as fit in ``max_bytes`` of stored chunks (counted once however many
+    checkpoints share them; the newest is always kept, and HEAD); prune the rest. Returns
+    the removed ids. Cheap when nothing is due: only the store's list of checkpoints is read
+    unless a size cap is set."""
+    repo = Repo(store, storage_options)
+    count = sum(1 for _ in repo.ids())
+    if max_bytes is None and (keep_last is None or count <= keep_last):
+        return []
+    every = _log(repo, all=True)
+    n = len(every) if keep_last is None else min(keep_last, len(every))
+    if max_bytes is not None:
+        sizes: dict[str, int] = {}
+        fit = 0
+        for c in every[:n]:
+            _, manifest = repo.read(c.id)
+            for b in manifest.blobs:
+                for chunk in b.chunks:
+                    sizes.setdefault(chunk.digest, chunk.stored)
+            if fit and sum(sizes.values()) > max_bytes:
+                break
+            fit += 1
+        n = fit
+    if n >= len(every):
+        return []
+    return prune(store, keep_last=max(n, 1), storage_options=storage_options)
 
 
 def verify(store: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None

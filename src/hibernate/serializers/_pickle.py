@@ -10,7 +10,9 @@
 - Classes and functions that are not importable are saved by value by cloudpickle; their
   code objects as bytecode plus source (``_code``), so another Python rebuilds them from
   source instead of running bytecode it was not compiled for.
-- Open files are refused (cloudpickle would save a copy of their contents).
+- Live resources (locks, files open for reading, sqlite3 connections to a file) are saved
+  by their own rules (``_resources``); files open for writing are refused (cloudpickle
+  would save a copy of their contents).
 - The caller may refuse more (``bound_namespace(refuse=...)``: the session refuses IPython
   machinery) and may ask for a salvage (``salvage``): then every object that cannot be
   pickled is written as a ``hibernate.Placeholder`` naming it, and listed.
@@ -35,6 +37,7 @@ import cloudpickle  # type: ignore[import-untyped]
 from .._placeholder import Placeholder
 from ._base import Buffer, Dumped, StreamingSerializer
 from ._code import code_reduce
+from ._resources import is_resource, resource_reduce
 
 __all__ = ["MachineryError", "PickleSerializer", "bound_namespace", "salvage"]
 
@@ -96,8 +99,12 @@ def _type_name(obj: object) -> str:
 
 def _unpicklable(obj: object) -> str | None:
     """Why ``obj`` cannot be reduced (its own ``__reduce_ex__`` fails), or None."""
-    if isinstance(obj, _FILE_TYPES):
-        return f"an open file ({getattr(obj, 'name', '?')!r}): reopen it after loading"
+    if is_resource(obj):
+        try:
+            resource_reduce(obj)
+        except TypeError as e:
+            return str(e)
+        return None
     if isinstance(obj, (type, types.FunctionType, types.ModuleType)):
         return None
     try:
@@ -219,10 +226,6 @@ def _with_slots(cls: type, rv: Any) -> Any:
     return (rv[0], tuple(args), *rv[2:])
 
 
-_FILE_TYPES = (io.FileIO, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
-               io.TextIOWrapper)
-
-
 class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
     def __init__(self, file: io.BytesIO, ns: dict[str, Any] | None,
                  buffer_callback: Any) -> None:
@@ -247,9 +250,8 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
             if lost is not None:
                 salvaged.append((id(obj), _type_name(obj), lost))
                 return (Placeholder, (_type_name(obj), lost))
-        if isinstance(obj, _FILE_TYPES):
-            raise TypeError(f"cannot save an open file ({getattr(obj, 'name', '?')!r}): "
-                            "reopen it after loading")
+        if is_resource(obj):  # by its own rules (or a TypeError saying why it cannot be)
+            return resource_reduce(obj)
         if id(obj) in _SENTINELS:
             return (_import_attr, _SENTINELS[id(obj)])
         rv = super().reducer_override(obj)

@@ -29,6 +29,7 @@ from ..errors import HibernateError
 from ..format import How, Skip, SkipCode
 from ..format._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, SerializerRef
 from ..serializers._pickle import MachineryError, bound_namespace, salvage
+from ..serializers._resources import is_resource
 from ._identity import ReachesNamespace, identity_ids
 from ._naming import Selector, ipython_internal, is_dunder, is_machinery, machinery_reason
 
@@ -155,7 +156,8 @@ def plan(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = N
                 else:
                     values[name] = value
                     shape, dtype = _array_info(value)
-                    entry = Entry(name, VALUE, type_name(value), shape=shape, dtype=dtype)
+                    entry = Entry(name, VALUE, type_name(value), shape=shape, dtype=dtype,
+                                  how=How.REOPENED if is_resource(value) else How.STORED)
             entries[name] = entry
     return Plan(ns, entries, values, _group(reach), reach)
 

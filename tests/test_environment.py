@@ -1,0 +1,124 @@
+"""The session's environment (whole-session issue, item 5): saved as its own manifest
+section when asked, shown by inspect, put back in a fresh process: options, random states
+(the next numbers are the ones the saving session would have drawn), warning filters, named
+environment variables (never the others), working directory and sys.path (trusted only)."""
+
+from __future__ import annotations
+
+import pytest
+
+import hibernate
+
+STRANGER = {"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"}
+
+SAVE = """
+import json, os, random, sys, warnings
+import numpy as np, pandas as pd
+import hibernate
+pd.set_option("display.max_rows", 7)
+np.set_printoptions(precision=3)
+np.seterr(divide="ignore")
+random.seed(5); random.random()
+np.random.seed(9); np.random.rand()
+warnings.filterwarnings("ignore", message="noisy", category=DeprecationWarning)
+os.makedirs("work", exist_ok=True)
+os.chdir("work")
+sys.path.append("/opt/session-lib")
+os.environ["PROJECT_DB"] = "sales.db"
+os.environ["SECRET_TOKEN"] = "do-not-save-me"
+x = 1
+hibernate.save("../env.hib", environment=True, env_vars=["PROJECT_*"])
+print(json.dumps({"next": [random.random(), float(np.random.rand())]}))
+"""
+
+LOAD = """
+import json, os, random, sys, warnings
+import numpy as np, pandas as pd
+import hibernate
+r = hibernate.load("env.hib", environment=True, data_only=DATA_ONLY)
+first = warnings.filters[0]
+print(json.dumps({
+    "outcome": dict(r.environment_restored), "x": x,
+    "next": [random.random(), float(np.random.rand())],
+    "rows": pd.get_option("display.max_rows"), "precision": np.get_printoptions()["precision"],
+    "divide": np.geterr()["divide"], "cwd": os.path.basename(os.getcwd()),
+    "path_added": "/opt/session-lib" in sys.path, "own_path_first": sys.path[0] == PATH0,
+    "db": os.environ.get("PROJECT_DB"), "secret": os.environ.get("SECRET_TOKEN"),
+    "filter": [first[0], first[1].pattern if first[1] else None, first[2].__name__]}))
+"""
+
+
+def _load(fresh, data_only: bool, env: dict | None = None) -> dict:  # type: ignore[type-arg]
+    code = ("import sys\nPATH0 = sys.path[0]\nDATA_ONLY = " + repr(data_only) + "\n" + LOAD)
+    got = fresh.json(code, env=env)
+    assert isinstance(got, dict)
+    return got
+
+
+def test_the_environment_comes_back_in_a_fresh_process(fresh) -> None:
+    saved = fresh.json(SAVE)
+    data = (fresh.path / "env.hib").read_bytes()
+    assert b"sales.db" in data and b"do-not-save-me" not in data  # only named variables
+    m = hibernate.inspect(fresh.path / "env.hib")
+    env = m.sections["environment"]
+    assert set(env) == {"cwd", "sys_path", "options", "random", "warnings", "env_vars"}
+    assert env["options"]["pandas"] == {"display.max_rows": 7}
+    text = str(m)
+    assert "saved environment" in text and "PROJECT_DB" in text and "sales.db" not in text
+    got = _load(fresh, data_only=False)
+    assert got["outcome"] == {"cwd": "restored", "sys_path": "restored",
+                              "options": "restored", "random": "restored",
+                              "warnings": "restored", "ipython": "not saved",
+                              "env_vars": "restored"}, got
+    assert got["next"] == saved["next"]  # the same draws the saving session would make
+    assert got["rows"] == 7 and got["precision"] == 3 and got["divide"] == "ignore"
+    assert got["cwd"] == "work" and got["path_added"] and got["own_path_first"]
+    assert got["db"] == "sales.db" and got["secret"] is None
+    assert got["filter"] == ["ignore", "noisy", "DeprecationWarning"]
+    assert got["x"] == 1
+
+
+def test_data_parts_come_back_from_any_file_and_code_parts_only_when_trusted(fresh) -> None:
+    saved = fresh.json(SAVE, env=STRANGER)
+    got = _load(fresh, data_only=True)  # a stranger's file, data only
+    assert got["next"] == saved["next"] and got["rows"] == 7 and got["db"] == "sales.db"
+    assert got["outcome"]["options"] == "restored"
+    for part in ("cwd", "sys_path"):
+        assert "trusted files only" in got["outcome"][part], got["outcome"]
+    assert got["cwd"] != "work" and not got["path_added"]
+
+
+def test_no_environment_unless_asked(fresh, tmp_path) -> None:
+    hibernate.save(tmp_path / "plain.hib", {"x": 1})
+    assert "environment" not in hibernate.inspect(tmp_path / "plain.hib").sections
+    with pytest.raises(ValueError, match="unknown environment parts"):
+        hibernate.save(tmp_path / "bad.hib", {"x": 1}, environment=["cwd", "moon"])
+    r = hibernate.load(tmp_path / "plain.hib", {}, environment=["random"])
+    assert r.environment_restored == {"random": "not saved"}
+
+
+def test_ipython_extensions_and_autoreload_come_back(fresh) -> None:
+    pytest.importorskip("IPython")
+    fresh.run("""
+        from IPython.core.interactiveshell import InteractiveShell
+        import hibernate
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "autoreload")
+        shell.run_line_magic("autoreload", "2")
+        shell.run_line_magic("load_ext", "storemagic")
+        hibernate.save("ip.hib", shell.user_ns, environment=["ipython"])
+    """)
+    got = fresh.json("""
+        import json
+        from IPython.core.interactiveshell import InteractiveShell
+        import hibernate
+        shell = InteractiveShell.instance()
+        r = hibernate.load("ip.hib", shell.user_ns, environment=True)
+        reloader = shell.magics_manager.registry["AutoreloadMagics"]._reloader
+        print(json.dumps({"outcome": dict(r.environment_restored),
+                          "loaded": sorted(shell.extension_manager.loaded),
+                          "mode": [reloader.enabled, reloader.check_all]}))
+    """)
+    assert got["outcome"]["ipython"] == "restored", got
+    assert {"autoreload", "storemagic"} <= {e.rsplit(".", 1)[-1] for e in got["loaded"]}
+    assert got["mode"] == [True, True]
