@@ -40,6 +40,7 @@ from .session import (
 )
 from .session._environment import capture_environment, parts_of, restore_environment
 from .session._meta import session_info
+from .session._replay import attach_slices, check_replay, with_replay
 from .storage import resolve
 from .trust._opcodes import referenced_globals
 
@@ -91,6 +92,9 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
         sink = FileSink(out, header_bytes(features))
         writer = ChunkWriter(sink, codec, digest, on_bytes=bar)
         entries, groups = write_session(p, writer)  # streams go to the file as produced
+        entries, cells = attach_slices(entries, ns)
+        if cells is not None:
+            sections = {**(sections or {}), "cells": cells}
         manifest = _Manifest(entries=entries, groups=groups, blobs=writer.blobs,
                              session={**session_info(entries), **(session or {})},
                              digest=digest, features=features, sections=sections or {})
@@ -111,7 +115,8 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
          include: Names = None, exclude: Names = None, trust: bool = False,
          data_only: bool = False, mmap: bool = False, progress: bool | None = None,
          storage_options: dict[str, Any] | None = None,
-         environment: bool | str | Iterable[str] = False) -> LoadReport:
+         environment: bool | str | Iterable[str] = False,
+         replay: bool | str = False) -> LoadReport:
     """Restore a saved session into ``namespace`` (default: ``__main__``).
 
     Header, trailer, manifest and signature are checked before anything is restored; an
@@ -126,17 +131,26 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     ``environment``: True, or the parts of a saved environment to put back after the names
     are bound (see ``save``); data parts come back with ``data_only`` too, the parts that
     decide which code runs next (``cwd``, ``sys_path``, ``ipython``) from trusted files only.
+
+    ``replay``: True replays, from the recorded cells, the selected variables that were not
+    stored or failed to restore (cells that write files, start processes or use the network
+    are not run; ``"all"`` runs them too). It runs code: trusted files only, never with
+    ``data_only``.
     """
     start = time.perf_counter()
     ns = namespace_of(namespace)
     parts = parts_of(environment)
+    select = Selector(include, exclude)
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
         manifest = read_file_manifest(src, _trust.user_keys())
-        report = restore_from(manifest, FileSource(src), ns,
-                              select=Selector(include, exclude), trust=trust,
+        check_replay(replay, data_only, _trust.is_trusted_manifest(manifest, trust),
+                     os.fspath(path))
+        report = restore_from(manifest, FileSource(src), ns, select=select, trust=trust,
                               data_only=data_only, mmap=mmap, progress=progress,
                               where=os.fspath(path), start=start)
+    if replay:
+        report = with_replay(report, manifest, ns, select, replay)
     if parts:
         saved = manifest.sections.get("environment")
         outcome = restore_environment(saved if isinstance(saved, dict) else {}, parts,

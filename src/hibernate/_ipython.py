@@ -27,11 +27,12 @@ MAGIC_HELP = """\
 %hibernate save       [PATH] [--include NAMES] [--exclude NAMES] [--compression fast|small]
                              [--environment [PARTS]] [--env-vars PATTERNS] [-o KEY=VALUE ...]
 %hibernate load       [PATH] [--include NAMES] [--exclude NAMES] [--trust] [--data-only]
-                             [--environment [PARTS]] [-o KEY=VALUE ...]
+                             [--environment [PARTS]] [--replay [all]] [-o KEY=VALUE ...]
 %hibernate inspect    [PATH] [-o KEY=VALUE ...]
 %hibernate checkpoint [STORE] [-m MESSAGE] [--compression fast|small]
 %hibernate log        [STORE] [--all]
 %hibernate checkout   ID [--store STORE] [--only-changed] [--trust] [--data-only]
+                             [--replay [all]]
 %hibernate autosave   on|off [--every N] [--min-interval SECONDS] [--store STORE]
                              [--compression fast|small] [--keep N] [--max-size BYTES]
 %hibernate resume     [--store STORE] [--trust] [--data-only]
@@ -46,7 +47,9 @@ to resume (and autosave) at every kernel start. NAMES is a comma-separated list 
 or glob patterns. -o passes a storage option (repeatable). PARTS: a comma-separated list
 of cwd, sys_path, options, random, warnings, ipython (all when omitted); PATTERNS:
 environment variables to save (none unless named). IPython's own names (In, Out, _, _iN,
-get_ipython...) are never saved and never overwritten.
+get_ipython...) are never saved and never overwritten. --replay recomputes, from the
+recorded cells, what could not be saved or restored (cells that write files, start
+processes or use the network run only with --replay all).
 """
 
 
@@ -76,11 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", dest="options", action="append", default=[])
     p.add_argument("--environment", nargs="?", const="all", default=None)
     p.add_argument("--env-vars", default=None)
+    p.add_argument("--replay", nargs="?", const="yes", default=None, choices=["yes", "all"])
     return p
 
 
 def _names(value: str | None) -> list[str] | None:
     return None if value is None else [n.strip() for n in value.split(",") if n.strip()]
+
+
+def _replay(value: str | None) -> bool | str:
+    return "all" if value == "all" else value is not None
 
 
 def _parts(value: str | None) -> bool | list[str]:
@@ -128,7 +136,8 @@ def run_magic(shell: Any, line: str) -> None:
     elif a.command == "load":
         display(_api.load(path, shell.user_ns, include=_names(a.include),
                           exclude=_names(a.exclude), trust=a.trust, data_only=a.data_only,
-                          storage_options=opts, environment=_parts(a.environment)))
+                          storage_options=opts, environment=_parts(a.environment),
+                          replay=_replay(a.replay)))
     elif a.command == "inspect":
         display(_api.inspect(path, storage_options=opts))
     elif a.command == "resume":
@@ -207,7 +216,8 @@ def _history(shell: Any, a: argparse.Namespace, opts: dict[str, Any] | None,
             print(c)
     elif a.command == "checkout":
         display(cp.checkout(a.store, a.path, shell.user_ns, only_changed=a.only_changed,
-                            trust=a.trust, data_only=a.data_only, storage_options=opts))
+                            trust=a.trust, data_only=a.data_only, storage_options=opts,
+                            replay=_replay(a.replay)))
     elif a.path == "on":
         from .checkpoints._autosave import enable
 
@@ -233,6 +243,9 @@ def load_ipython_extension(shell: Any) -> None:
 
     hibernate.__doc__ = MAGIC_HELP
     shell.register_magic_function(hibernate, magic_kind="line", magic_name="hibernate")
+    from .session._replay import track_failures
+
+    track_failures(shell)  # which cells raise: replay knows them from now on
     config = getattr(shell, "config", None)
     options = config.get("Hibernate", {}) if config is not None else {}
     if _true(options.get("resume")):

@@ -150,6 +150,9 @@ class LoadReport:
     # the saved environment's parts put back (load(environment=...)): part -> "restored"
     # or why not
     environment_restored: Mapping[str, str] = field(default_factory=dict)
+    # load(replay=...): name -> the recorded cells replayed for it (its outcome is in
+    # restored/notes or failed)
+    replay_plan: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -199,6 +202,9 @@ def _entry_row(e: Entry) -> tuple[object, ...]:
     else:
         detail = f"{e.skip.code}: {e.skip.message}" if e.skip else ""
     group = "" if e.group is None else str(e.group)
+    cells = e.extra.get("replay")
+    if isinstance(cells, list) and cells and all(isinstance(n, int) for n in cells):
+        detail = f"{detail}; replay: cells {', '.join(map(str, cells))}".lstrip("; ")
     return (e.name, e.kind, e.how, e.type_name, detail, _shape(e.shape, e.dtype), group)
 
 

@@ -11,6 +11,7 @@ Non-goals: saving on signals (SIGKILL cannot be caught; SIGTERM ends Python with
 """
 
 from __future__ import annotations
+import __future__
 
 import atexit
 import os
@@ -22,6 +23,10 @@ from typing import Any
 
 from .format import How, Kind
 from .session import Selector
+
+# The compiler flags of every ``from __future__`` feature.
+_FUTURE_FLAGS = sum(getattr(__future__, name).compiler_flag
+                    for name in __future__.all_feature_names)
 
 __all__ = ["PostMortem", "open_shell", "postmortem_from", "postmortem_of", "run_script",
            "save_on_exit"]
@@ -124,7 +129,8 @@ def run_script(script: str, args: list[str], save: str | None, on_error_only: bo
     """Run ``script`` as ``__main__`` with ``args``; save its session; return the exit code."""
     path = save or os.path.splitext(os.path.basename(script))[0] + ".hib"
     with open(script, "rb") as f:
-        code = compile(f.read(), script, "exec")
+        source = f.read()
+    whole = compile(source, script, "exec")  # a syntax error is raised here, as by python
     module = types.ModuleType("__main__")
     module.__file__ = os.path.abspath(script)
     ns = module.__dict__
@@ -134,15 +140,18 @@ def run_script(script: str, args: list[str], save: str | None, on_error_only: bo
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     status, error = 0, None
     try:
-        exec(code, ns)
+        _run_as_cells(source, script, ns, whole.co_flags)
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if e.code is not None and not isinstance(e.code, int):
             print(e.code, file=sys.stderr)
     except BaseException as e:  # the script's crash: record it, report it like Python does
         status, error = 1, e
-        if e.__traceback__ is not None:  # drop this function's own frame
-            e.with_traceback(e.__traceback__.tb_next)
+        tb = e.__traceback__  # drop hibernate's own frames
+        while tb is not None and tb.tb_frame.f_code in (run_script.__code__,
+                                                        _run_as_cells.__code__):
+            tb = tb.tb_next
+        e.with_traceback(tb)
         traceback.print_exception(e)
     if not on_error_only or status != 0:
         try:
@@ -150,6 +159,31 @@ def run_script(script: str, args: list[str], save: str | None, on_error_only: bo
         except Exception as err:
             print(f"hibernate: could not save {path}: {err}", file=sys.stderr)
     return status
+
+
+def _run_as_cells(source: bytes, script: str, ns: dict[str, Any], flags: int) -> None:
+    """Run the script's top-level statements one by one in ``ns``, recording each as a cell
+    (for replay) before it runs; a statement that raises is recorded as failed. ``flags``:
+    the whole script's code flags (its ``from __future__`` imports hold for every one)."""
+    import ast
+
+    from .session._cells import Cell
+    from .session._replay import record_script_cells
+
+    text = source.decode("utf-8", "surrogateescape")
+    tree = ast.parse(source, script)
+    cells: list[Cell] = []
+    record_script_cells(ns, cells)
+    for number, stmt in enumerate(tree.body, 1):
+        code = compile(ast.Module(body=[stmt], type_ignores=[]), script, "exec",
+                       flags=flags & _FUTURE_FLAGS, dont_inherit=True)
+        segment = ast.get_source_segment(text, stmt, padded=True) or ""
+        cells.append(Cell(number, segment))
+        try:
+            exec(code, ns)
+        except BaseException:
+            cells[-1] = Cell(number, segment, failed=True)
+            raise
 
 
 def postmortem_from(manifest_session: dict[str, Any], values: dict[str, object]

@@ -82,6 +82,17 @@ def _trust(args: argparse.Namespace) -> int:
         print(f"  {what}  (for {clean(who, 60)})")
     if not found:
         print("  nothing")
+    from .session._replay import recorded_cells
+
+    cells = recorded_cells(manifest)  # type: ignore[arg-type]
+    if cells:
+        print("and with replay=True it would run these recorded cells, as needed:")
+        for number, cell in sorted(cells.items()):
+            effects = "; ".join(cell["effects"])
+            print(f"  cell {number}" + (f"  ({clean(effects, 200)}: not run unless "
+                                        "replay='all')" if effects else ""))
+            for line in cell["code"].splitlines():
+                print(f"    | {clean(line, 200)}")
     if not args.yes:
         if not sys.stdin.isatty():
             print("not trusted: pass --yes to trust it without a prompt", file=sys.stderr)

@@ -48,6 +48,8 @@ from ..session import (
 )
 from ..session._identity import ReachesNamespace, identity_ids
 from ..session._meta import session_info
+from ..session._replay import attach_slices, check_replay, with_replay
+from ..trust import is_trusted_manifest
 from ._cas import StoreSink, StoreSource, chunk_key, known_chunks
 from ._history import Checkpoint, info
 from ._repo import Repo
@@ -206,10 +208,12 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
             sink.close()
             bar.close()
         entries = _merge(entries, clean, reuse, len(groups))
+        entries, cells = attach_slices(entries, ns)
         blobs = writer.blobs
         manifest = Manifest(entries=entries, groups=(*groups, *written), blobs=blobs,
                             session=session_info(entries), digest=writer.digest,
-                            features=store_features(writer.digest, blobs))
+                            features=store_features(writer.digest, blobs),
+                            sections={} if cells is None else {"cells": cells})
         d = manifest.to_dict()
         cid, meta = repo.write(manifest, seal_of(manifest, d),
                                {"message": message or "", "bytes_written": sink.bytes_written}, d)
@@ -251,13 +255,14 @@ def checkout(store: str | os.PathLike[str], id: str | None = None,
              include: Names = None, exclude: Names = None, only_changed: bool = False,
              trust: bool = False, data_only: bool = False, mmap: bool = False,
              progress: bool | None = None,
-             storage_options: dict[str, Any] | None = None) -> LoadReport:
+             storage_options: dict[str, Any] | None = None,
+             replay: bool | str = False) -> LoadReport:
     """Restore checkpoint ``id`` (default: the latest, HEAD) into ``namespace``, and make it
     the parent of the next checkpoint (a checkpoint after an older checkout starts a
     branch). ``only_changed``: leave in place the variables whose live value serializes to
     exactly what the checkpoint holds. Trust, ``data_only``, ``mmap`` and ``progress`` act
     as they do on ``load`` (the same code; ``mmap=True`` raises ``ValueError``: a store's
-    chunks are separate objects)."""
+    chunks are separate objects), and so does ``replay``."""
     start = time.perf_counter()
     ns = namespace_of(namespace)
     repo = Repo(store, storage_options)
@@ -268,9 +273,14 @@ def checkout(store: str | os.PathLike[str], id: str | None = None,
     _, manifest = repo.read(cid)
     keep = unchanged(ns, manifest) if only_changed else frozenset()
     source = StoreSource(repo.store, legacy=manifest.format_version < 2)
-    report = restore_from(manifest, source, ns, select=Selector(include, exclude), trust=trust,
+    select = Selector(include, exclude)
+    where = f"{repo.url}@{cid}"
+    check_replay(replay, data_only, is_trusted_manifest(manifest, trust), where)
+    report = restore_from(manifest, source, ns, select=select, trust=trust,
                           data_only=data_only, mmap=mmap, progress=progress,
-                          where=f"{repo.url}@{cid}", start=start, keep=keep)
+                          where=where, start=start, keep=keep)
+    if replay:
+        report = with_replay(report, manifest, ns, select, replay)
     with repo.lock():
         if repo.exists(cid):  # not pruned meanwhile
             repo.set_head(cid)

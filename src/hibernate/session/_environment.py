@@ -11,7 +11,9 @@ Parts:
 - ``warnings``: the warning filters;
 - ``cwd``: the working directory; ``sys_path``: the entries of ``sys.path`` (on load, the
   ones missing are appended: the loading interpreter's own entries stay first);
-- ``ipython``: the IPython extensions loaded and the ``%autoreload`` mode.
+- ``ipython``: the IPython extensions loaded, the ``%autoreload`` mode, and the magics the
+  session registered from its own functions (by the variable that holds each function,
+  which is saved with the variables; the magic is registered again on load).
 
 Environment variables are never saved unless named (``env_vars=["PROJECT_*"]``: they hold
 secrets). ``options``, ``random``, ``warnings`` and environment variables are data: they
@@ -130,11 +132,24 @@ def _ipython_state() -> dict[str, Any] | None:
         return None
     loaded = sorted(getattr(shell.extension_manager, "loaded", ()))
     state: dict[str, Any] = {"extensions": [e for e in loaded if e != "hibernate"]}
-    reloader = getattr(shell, "magics_manager", None)
-    magics = getattr(reloader, "registry", {}).get("AutoreloadMagics")
-    if magics is not None:
-        mode = getattr(getattr(magics, "_reloader", None), "enabled", None)
-        check_all = getattr(getattr(magics, "_reloader", None), "check_all", None)
+    # magics the session registered from its own functions: by the variable holding the
+    # function (saved with the variables, by value), so the section stays plain data
+    ns = shell.user_ns
+    magics: dict[str, dict[str, str]] = {}
+    for kind, table in getattr(shell.magics_manager, "magics", {}).items():
+        for name, func in table.items():
+            if getattr(func, "__module__", None) != ns.get("__name__", "__main__"):
+                continue
+            holder = next((k for k, v in ns.items() if v is func and not k.startswith("_")),
+                          None)
+            magics.setdefault(kind, {})[name] = holder or ""
+    if magics:
+        state["magics"] = magics
+    manager = getattr(shell, "magics_manager", None)
+    autoreload = getattr(manager, "registry", {}).get("AutoreloadMagics")
+    if autoreload is not None:
+        mode = getattr(getattr(autoreload, "_reloader", None), "enabled", None)
+        check_all = getattr(getattr(autoreload, "_reloader", None), "check_all", None)
         if mode is not None:
             state["autoreload"] = (2 if check_all else 1) if mode else 0
     return state
@@ -282,6 +297,17 @@ def _restore_ipython(state: Mapping[str, Any]) -> list[str]:
             shell.extension_manager.load_extension(str(ext))
         except Exception as e:
             problems.append(f"extension {ext!r}: {type(e).__name__}: {e}")
+    for kind, table in dict(state.get("magics", {})).items():
+        for name, holder in dict(table).items():
+            func = shell.user_ns.get(holder) if holder else None
+            if kind not in ("line", "cell") or not callable(func):
+                problems.append(f"%{'%' if kind == 'cell' else ''}{name}: its function is not "
+                                "a variable of the session: define it again")
+                continue
+            try:
+                shell.register_magic_function(func, magic_kind=kind, magic_name=str(name))
+            except Exception as e:
+                problems.append(f"magic {name!r}: {type(e).__name__}: {e}")
     mode = state.get("autoreload")
     if mode in (0, 1, 2):
         try:

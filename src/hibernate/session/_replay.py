@@ -1,0 +1,243 @@
+"""Replay: recording the cells that made each variable, and running them again for the
+variables that could not be stored or restored.
+
+At save time the session's cells are known in IPython and Jupyter (the shell's history,
+and which cells raised, when the extension was loaded before they ran) and for scripts run
+by ``hibernate run`` (their top-level statements). For each variable (stored or not) the
+slice of cells that recreates it is recorded on its entry (``replay``: cell numbers), and
+the cells of all slices in the manifest's ``cells`` section, each with the side effects its
+code shows. An entry that could not be stored but has a slice comes back ``replayed``.
+
+At load time, ``replay=True`` runs, for the selected variables that are missing, failed or
+came back as placeholders,
+the union of their slices in order, in a scratch namespace seeded with what was restored;
+cells flagged as acting outside the session (writing files, starting processes, using the
+network) are not run unless ``replay="all"``. Only the missing variables are bound from the
+scratch namespace (functions it made get the target namespace as their globals); nothing
+restored is overwritten. A cell that raises (and did not raise when recorded) fails only
+the variables whose slices hold it.
+
+Non-goals: replaying what a slice reads from files that changed since; cells outside the
+recorded history (``%run`` scripts are opaque cells, run as recorded).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from .._reports import LoadReport
+from ..errors import UntrustedFileError
+from ..format import How, Kind
+from ..format._manifest import Entry, Manifest
+from ._cells import Cell, Slicer
+from ._naming import Selector, ipython_hidden
+
+__all__ = ["attach_slices", "check_replay", "record_script_cells", "recorded_cells", "replay",
+           "session_cells", "track_failures", "with_replay"]
+
+# Cells of scripts run by ``hibernate run``, by id of their namespace.
+_script_cells: dict[int, list[Cell]] = {}
+# IPython cells that raised, by id of the shell (filled by track_failures' hook).
+_failed_cells: dict[int, set[int]] = {}
+
+
+def record_script_cells(ns: dict[str, Any], cells: list[Cell]) -> None:
+    """``hibernate run``: the statements run so far in ``ns`` (the list is kept and grown
+    by the runner as it goes)."""
+    _script_cells[id(ns)] = cells
+
+
+def track_failures(shell: Any) -> None:
+    """Remember which IPython cells raise (``%load_ext hibernate`` calls this)."""
+    if id(shell) in _failed_cells:
+        return
+    failed = _failed_cells.setdefault(id(shell), set())
+
+    def post_run_cell(result: Any) -> None:
+        if not getattr(result, "success", True):
+            n = getattr(result, "execution_count", None)
+            if isinstance(n, int):
+                failed.add(n)
+
+    shell.events.register("post_run_cell", post_run_cell)
+
+
+def session_cells(ns: dict[str, Any]) -> tuple[str, list[Cell]] | None:
+    """(origin, the cells that ran in ``ns`` before now), or None when unknown."""
+    if id(ns) in _script_cells:
+        return "script", list(_script_cells[id(ns)])
+    if ipython_hidden(ns) is None:
+        return None
+    shell = sys.modules["IPython"].get_ipython()
+    history = list(getattr(shell.history_manager, "input_hist_parsed", []))
+    current = int(getattr(shell, "execution_count", len(history)))
+    failed = _failed_cells.get(id(shell), set())
+    cells = [Cell(n, code, n in failed) for n, code in enumerate(history)
+             if 0 < n < current and isinstance(code, str) and code.strip()]
+    return "ipython", cells
+
+
+def attach_slices(entries: Sequence[Entry], ns: dict[str, Any]
+                  ) -> tuple[tuple[Entry, ...], dict[str, Any] | None]:
+    """Entries with their replay slices, and the ``cells`` section (None when the
+    session's cells are unknown or no variable has a slice)."""
+    found = session_cells(ns)
+    if found is None:
+        return tuple(entries), None
+    origin, cells = found
+    slicer = Slicer(cells)
+    used: set[int] = set()
+    out = []
+    for e in entries:
+        replayable = e.kind == Kind.VALUE or (
+            e.kind == Kind.SKIPPED and e.skip is not None
+            and e.skip.code in ("unpicklable", "namespace"))
+        if not replayable:
+            out.append(e)
+            continue
+        numbers = slicer.slice([e.name])
+        if not numbers:
+            out.append(e)
+            continue
+        used.update(numbers)
+        how = How.REPLAYED if e.kind == Kind.SKIPPED else e.how
+        out.append(replace(e, how=how, extra={**e.extra, "replay": numbers}))
+    if not used:
+        return tuple(out), None
+    section = {"origin": origin, "cells": [
+        {"number": c.number, "code": c.code, "failed": c.failed,
+         "effects": list(info.effects)}
+        for c, info in zip(cells, slicer.infos) if c.number in used]}
+    return tuple(out), section
+
+
+def recorded_cells(manifest: Manifest) -> dict[int, dict[str, Any]]:
+    """The manifest's recorded cells by number (checked: plain data only)."""
+    section = manifest.sections.get("cells")
+    out: dict[int, dict[str, Any]] = {}
+    if not isinstance(section, dict) or not isinstance(section.get("cells"), list):
+        return out
+    for c in section["cells"]:
+        if (isinstance(c, dict) and isinstance(c.get("number"), int)
+                and isinstance(c.get("code"), str)):
+            effects = c.get("effects")
+            out[c["number"]] = {"code": c["code"], "failed": c.get("failed") is True,
+                                "effects": [str(x) for x in effects]
+                                if isinstance(effects, list) else []}
+    return out
+
+
+def _slice_of(entry: Entry) -> tuple[int, ...]:
+    cells = entry.extra.get("replay")
+    if isinstance(cells, list) and all(isinstance(n, int) for n in cells):
+        return tuple(cells)
+    return ()
+
+
+def _rebind(value: object, scratch: dict[str, Any], ns: dict[str, Any]) -> object:
+    """A function made by the replay, with ``ns`` as its globals (classes: their methods)."""
+    if isinstance(value, types.FunctionType) and value.__globals__ is scratch:
+        fresh = types.FunctionType(value.__code__, ns, value.__name__, value.__defaults__,
+                                   value.__closure__)
+        fresh.__dict__.update(value.__dict__)
+        fresh.__kwdefaults__ = value.__kwdefaults__
+        fresh.__qualname__ = value.__qualname__
+        fresh.__doc__ = value.__doc__
+        return fresh
+    if isinstance(value, type):
+        for key, attr in list(vars(value).items()):
+            if isinstance(attr, types.FunctionType) and attr.__globals__ is scratch:
+                setattr(value, key, _rebind(attr, scratch, ns))
+    return value
+
+
+def replay(manifest: Manifest, ns: dict[str, Any], restored: Sequence[str],
+           failed: Mapping[str, str], select: Selector, run_all: bool
+           ) -> tuple[dict[str, tuple[int, ...]], dict[str, str], dict[str, str]]:
+    """Replay the slices of the selected variables that were not restored. Returns (plan:
+    name -> cells, replayed: name -> note, failed: name -> why). Prints the plan first."""
+    cells = recorded_cells(manifest)
+    done = set(restored)  # a placeholder (restored, but it raises on use) is replayed too
+    plan: dict[str, tuple[int, ...]] = {}
+    for e in manifest.entries:
+        numbers = _slice_of(e)
+        missing = e.how == How.REPLAYED or (e.name in failed and e.name not in done)
+        if numbers and select(e.name) and (missing or e.how == How.PLACEHOLDER):
+            plan[e.name] = numbers
+    if not plan:
+        return {}, {}, {}
+    order = sorted({n for numbers in plan.values() for n in numbers})
+    held = {n: cells[n]["effects"] for n in order if n in cells and cells[n]["effects"]}
+    lines = [f"  {name} <- cells {', '.join(map(str, numbers))}"
+             for name, numbers in plan.items()]
+    if held:
+        lines += [f"  cell {n} {'; '.join(e)}: "
+                  f"{'runs (replay=all)' if run_all else 'not run (replay=all runs it)'}"
+                  for n, e in held.items()]
+    print("hibernate replay:\n" + "\n".join(lines))
+    scratch: dict[str, Any] = dict(ns)
+    scratch.setdefault("__builtins__", __builtins__)
+    broken: dict[int, str] = {}
+    for n in order:
+        cell = cells.get(n)
+        if cell is None:
+            broken[n] = "its code is not in the file"
+            continue
+        if n in held and not run_all:
+            broken[n] = f"it {'; '.join(held[n])} (replay='all' runs it)"
+            continue
+        try:
+            code = compile(ast.parse(cell["code"]), f"<replayed cell {n}>", "exec")
+            exec(code, scratch)  # noqa: S102 (replay is code from a trusted file)
+        except Exception as e:
+            if not cell["failed"]:
+                broken[n] = f"it raised {type(e).__name__}: {e}"
+    replayed: dict[str, str] = {}
+    lost: dict[str, str] = {}
+    for name, numbers in plan.items():
+        bad = [n for n in numbers if n in broken]
+        if bad:
+            lost[name] = f"replay: needs cell {bad[0]}, and {broken[bad[0]]}"
+        elif name not in scratch:
+            lost[name] = "replay: the recorded cells did not make it"
+        else:
+            ns[name] = _rebind(scratch[name], scratch, ns)
+            replayed[name] = f"replayed: cells {', '.join(map(str, numbers))}"
+    return plan, replayed, lost
+
+
+def with_replay(report: LoadReport, manifest: Manifest, ns: dict[str, Any],
+                select: Selector, mode: bool | str) -> LoadReport:
+    """``report`` after replaying (``mode``: True, or "all" to run flagged cells too) what
+    it did not restore."""
+    plan, replayed, lost = replay(manifest, ns, report.restored, report.failed, select,
+                                  run_all=mode == "all")
+    if not plan:
+        return report
+    failed = {n: r for n, r in report.failed.items() if n not in replayed}
+    failed.update(lost)
+    return replace(report, restored=(*(n for n in report.restored
+                                       if n not in replayed and n not in lost), *replayed),
+                   failed=failed,
+                   skipped={n: s for n, s in report.skipped.items()
+                            if n not in replayed and n not in lost},
+                   notes={**report.notes, **replayed}, replay_plan=plan)
+
+
+def check_replay(mode: bool | str, data_only: bool, trusted: bool, where: str) -> None:
+    """Raise before anything is restored when replay cannot run."""
+    if mode not in (False, True, "all"):
+        raise ValueError(f"replay must be False, True or 'all', not {mode!r}")
+    if mode and data_only:
+        raise ValueError("replay runs recorded cells (code): it cannot be combined with "
+                         "data_only=True")
+    if mode and not trusted:
+        raise UntrustedFileError(
+            f"{where}: replay runs the file's recorded cells, and this file is not yours "
+            "(not signed with your key nor on your trust list): look at its cells with "
+            "`hibernate trust FILE`, then trust it or load with trust=True")

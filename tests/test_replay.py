@@ -1,0 +1,201 @@
+"""Replay (whole-session issue, item 1): what cannot be stored is recomputed from the cells
+that made it, in a fresh kernel or process, and the notebook's remaining cells then give the
+outputs they gave in the original run. Cells that act outside the session are not run
+unless asked, and the files they wrote stay untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import hibernate
+
+STRANGER = {"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"}
+
+NOTEBOOK = [
+    "import hashlib, random, threading",
+    "gen = (i * i for i in range(10))",
+    "a = next(gen)",
+    "h = hashlib.sha256()\nh.update(b'x')",
+    "list = [3, 1, 2]\ninput = 'data.csv'",
+    "b = next(gen)",
+    "h.update(b'y')",
+    "with open('side.txt', 'w') as f:\n    f.write('written once')",
+    "lock = threading.Lock()",
+    "fh = open('lines.txt')\nfirst_line = fh.readline()",
+    "for row in fh:\n    break",
+    "from IPython.core.magic import register_cell_magic\n"
+    "@register_cell_magic\ndef shout(line, cell):\n    return cell.strip().upper() + '!'",
+    "def describe(v):\n    return f'{v} of {len(list)}'",
+    "random.seed(4)\nr1 = random.random()",
+    "broken = 1 / 0",
+]
+SAVE = "%hibernate save s.hib --environment"
+# the notebook's remaining cells: their outputs must be the original run's
+REMAINING = ("import json\nprint(json.dumps([next(gen), h.hexdigest(), sorted(list), input,"
+             " fh.readline(), row, describe(5), random.random(), lock.acquire(timeout=1),"
+             " first_line]))")
+MAGIC = "%%shout\nhello"
+
+
+@pytest.fixture(scope="module")
+def kernel_type():  # type: ignore[no-untyped-def]
+    pytest.importorskip("jupyter_client")
+    pytest.importorskip("ipykernel")
+    from test_jupyter import Kernel
+
+    return Kernel
+
+
+def test_a_notebook_comes_back_and_its_remaining_cells_agree(kernel_type, tmp_path) -> None:
+    (tmp_path / "lines.txt").write_text("one\ntwo\nthree\nfour\n")
+    k = kernel_type(tmp_path)
+    try:
+        assert k.run("%load_ext hibernate")["error"] is None
+        for cell in NOTEBOOK:
+            k.run(cell)  # the last one raises, as cells do
+        out = k.run(SAVE)
+        assert out["error"] is None, out
+        original = k.json(REMAINING)
+        original_magic = k.run(MAGIC)["result"]
+    finally:
+        k.close()
+    assert original_magic == "'HELLO!'"
+    (tmp_path / "side.txt").unlink()  # a replay that runs that cell would write it again
+    m = hibernate.inspect(tmp_path / "s.hib")
+    # cell 1 is %load_ext; the notebook's cells are 2 onwards
+    assert str(m.entry("gen").how) == "replayed" and m.entry("gen").extra["replay"] == [
+        3, 4, 7]
+    assert "replay: cells" in str(m)
+
+    k = kernel_type(tmp_path)  # without replay: what could not be stored is missing
+    try:
+        k.run("%load_ext hibernate\n%hibernate load s.hib")
+        assert k.json("import json\nprint(json.dumps(['gen' in dir(), 'h' in dir()]))") == [
+            False, False]
+    finally:
+        k.close()
+
+    k = kernel_type(tmp_path)
+    try:
+        out = k.run("%load_ext hibernate\n%hibernate load s.hib --replay --environment")
+        assert out["error"] is None, out
+        assert "gen <- cells 3, 4, 7" in out["stdout"], out["stdout"]
+        assert k.json(REMAINING) == original
+        assert k.run(MAGIC)["result"] == original_magic
+    finally:
+        k.close()
+    assert not (tmp_path / "side.txt").exists()
+
+
+SCRIPT = """
+import hashlib
+n = 5
+gen = (i * i for i in range(n))
+first = next(gen)
+digest = hashlib.md5()
+digest.update(b"abc")
+with open("report.txt", "w") as out:
+    out.write("done")
+written = open("report.txt").read()
+logged = open("log.txt", "a")
+second = next(gen)
+"""
+
+LOAD = """
+import json
+import hibernate
+r = hibernate.load("job.hib", replay=REPLAY, include=INCLUDE, trust=TRUST)
+print(json.dumps({"restored": sorted(r.restored), "failed": r.failed,
+                  "plan": {k: list(v) for k, v in r.replay_plan.items()},
+                  "next": next(gen) if "gen" in globals() else None,
+                  "digest": digest.hexdigest() if "digest" in globals() else None}))
+"""
+
+
+def _load(fresh, replay: object, include: object = None,  # type: ignore[no-untyped-def]
+          trust: bool = False) -> dict:  # type: ignore[type-arg]
+    got = fresh.json(f"REPLAY = {replay!r}\nINCLUDE = {include!r}\nTRUST = {trust!r}\n"
+                     + LOAD)
+    assert isinstance(got, dict)
+    return got
+
+
+def _run_script(fresh, env=None) -> None:  # type: ignore[no-untyped-def]
+    (fresh.path / "job.py").write_text(SCRIPT)
+    proc = fresh.run("""
+        import subprocess, sys
+        p = subprocess.run([sys.executable, "-m", "hibernate", "run", "job.py"],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+    """, env=env)
+    assert proc.returncode == 0
+
+
+def test_a_script_run_by_hibernate_replays_its_statements(fresh) -> None:
+    _run_script(fresh)
+    (fresh.path / "report.txt").unlink()
+    got = _load(fresh, True)
+    assert got["next"] == 4  # 0 and 1 were drawn before the save
+    import hashlib
+
+    assert got["digest"] == hashlib.md5(b"abc").hexdigest()
+    assert "logged" in got["failed"] and "appends" not in got["failed"]["logged"]
+    assert "writes a file" in got["failed"]["logged"]
+    assert not (fresh.path / "report.txt").exists()  # the writing cell did not run
+    got = _load(fresh, "all")  # runs the flagged cells too
+    assert "logged" in got["restored"] and (fresh.path / "report.txt").exists()
+
+
+def test_include_replays_only_the_included_missing_variables(fresh) -> None:
+    _run_script(fresh)
+    got = _load(fresh, True, include=["digest", "n"])
+    assert got["plan"] == {"digest": [1, 5, 6]} and got["next"] is None
+
+
+def test_replay_needs_trust_and_never_runs_with_data_only(fresh, tmp_path) -> None:
+    _run_script(fresh, env=STRANGER)
+    with pytest.raises(hibernate.UntrustedFileError, match="replay runs the file's"):
+        hibernate.load(fresh.path / "job.hib", {}, replay=True)
+    with pytest.raises(ValueError, match="data_only"):
+        hibernate.load(fresh.path / "job.hib", {}, replay=True, data_only=True)
+    got = _load(fresh, True, trust=True)  # the user's choice: then it replays
+    assert got["next"] == 4 and "gen" in got["restored"]
+
+
+def test_a_cell_that_fails_on_replay_fails_only_the_variables_needing_it(fresh) -> None:
+    (fresh.path / "numbers.txt").write_text("1\n2\n3\n")
+    (fresh.path / "job.py").write_text(
+        "src = open('numbers.txt')\ndoubled = (int(x) * 2 for x in src)\n"
+        "first = next(doubled)\ngen = (v for v in range(3))\nvalues = [1, 2]\n")
+    fresh.run("""
+        import subprocess, sys
+        subprocess.run([sys.executable, "-m", "hibernate", "run", "job.py"], check=True)
+    """)
+    Path(fresh.path / "numbers.txt").unlink()  # the slice of `doubled` opens it again
+    got = fresh.json("""
+        import json
+        import hibernate
+        r = hibernate.load("job.hib", replay=True)
+        print(json.dumps({"failed": r.failed, "restored": sorted(r.restored)}))
+    """)
+    assert "FileNotFoundError" in got["failed"]["doubled"], got
+    assert set(got["failed"]) == {"doubled", "src"}  # (they stay placeholders)
+    assert {"gen", "values", "first"} <= set(got["restored"])
+    assert not {"doubled", "src"} & set(got["restored"])
+
+
+def test_the_trust_listing_shows_the_cells_replay_would_run(fresh) -> None:
+    _run_script(fresh, env=STRANGER)
+    out = fresh.run("""
+        import subprocess, sys
+        p = subprocess.run([sys.executable, "-m", "hibernate", "trust", "job.hib", "--yes"],
+                           capture_output=True, text=True)
+        print(p.stdout)
+    """).stdout
+    assert "with replay=True it would run these recorded cells" in out
+    assert '    | digest.update(b"abc")' in out
+    assert "writes a file (open(..., 'w')): not run unless replay='all'" in out
+    got = _load(fresh, True)  # on the trust list now: it replays
+    assert got["next"] == 4

@@ -1,0 +1,117 @@
+"""The slicing analysis behind replay (whole-session issue, item 1): for a variable, the
+cells whose replay recreates it in the state it had. More cells is safe, fewer is a bug:
+each case names the cells that must be in the slice and, where it matters, those that
+must not."""
+
+from __future__ import annotations
+
+import pytest
+
+from hibernate.session._cells import Cell, analyze, side_effects, slice_for
+
+
+def _slice(name: str, *codes: str, failed: tuple[int, ...] = ()) -> list[int]:
+    cells = [Cell(i + 1, code, i + 1 in failed) for i, code in enumerate(codes)]
+    return slice_for([name], cells)
+
+
+def test_a_generator_consumed_over_several_cells_keeps_every_consuming_cell() -> None:
+    got = _slice("gen", "n = 10", "gen = (i * i for i in range(n))", "a = next(gen)",
+                 "unrelated = 5", "b = next(gen)")
+    assert got == [1, 2, 3, 5]
+
+
+def test_mutating_method_calls_belong_to_the_slice() -> None:
+    got = _slice("h", "import hashlib", "h = hashlib.sha256()", "x = 1",
+                 "h.update(b'abc')", "print(x)", "h.update(str(x).encode())")
+    assert got == [1, 2, 3, 4, 6]
+
+
+def test_functions_bring_the_globals_they_read_as_of_the_call() -> None:
+    got = _slice("y", "rate = 2", "def scale(v):\n    return v * rate", "rate = 3",
+                 "other = 1", "y = scale(5)")
+    assert 3 in got and {2, 5} <= set(got) and 4 not in got
+
+
+def test_classes_bring_what_their_methods_read() -> None:
+    got = _slice("g", "greeting = 'hi'",
+                 "class Greeter:\n    def hi(self):\n        return greeting",
+                 "g = Greeter()", "z = 0")
+    assert got == [1, 2, 3]
+
+
+def test_global_statements_in_functions_bind_where_called() -> None:
+    got = _slice("counter", "counter = 0",
+                 "def bump():\n    global counter\n    counter += 1",
+                 "bump()", "x = 1", "bump()")
+    assert got == [1, 2, 3, 5]
+
+
+def test_augmented_assignment_and_item_assignment_change_the_value() -> None:
+    assert _slice("xs", "xs = [1]", "xs += [2]", "k = 0", "xs[k] = 9") == [1, 2, 3, 4]
+    assert _slice("d", "d = {}", "d['a'] = 1", "e = {}", "e['b'] = 2") == [1, 2]
+
+
+def test_comprehension_variables_are_not_session_names() -> None:
+    info = analyze("squares = [i * i for i in data]\n{k: v for k, v in pairs.items()}")
+    assert "i" not in info.binds and "k" not in info.binds
+    assert {"data", "pairs"} <= info.reads
+    assert _slice("i", "i = 1", "sq = [i for i in range(3)]") == [1]
+
+
+def test_del_rebinds_and_a_later_definition_starts_over() -> None:
+    assert _slice("x", "x = [1]", "x.append(2)", "del x", "x = 5") == [4]
+
+
+def test_star_imports_join_the_slices_that_reach_past_them() -> None:
+    got = _slice("y", "from math import *", "y = sqrt(4)")
+    assert got == [1, 2]
+
+
+def test_opaque_cells_join_every_slice_they_could_matter_to() -> None:
+    got = _slice("x", "x = 1", "exec('x = 2')", "z = 3")
+    assert got == [1, 2]
+    got = _slice("x", "x = 1", "globals()['x'] = 2")
+    assert got == [1, 2]
+
+
+def test_magics_are_read_as_ipython_transforms_them() -> None:
+    # %time is analyzed as code; %matplotlib leaves variables alone; %run may bind anything
+    got = _slice("y", "x = 2", "get_ipython().run_line_magic('time', 'y = x * 2')",
+                 "get_ipython().run_line_magic('matplotlib', 'inline')")
+    assert got == [1, 2]
+    got = _slice("y", "y = 1", "get_ipython().run_line_magic('run', 'script.py')")
+    assert got == [1, 2]
+    got = _slice("z", "get_ipython().run_cell_magic('time', '', 'z = 3\\n')")
+    assert got == [1]
+
+
+def test_cells_that_failed_are_kept_when_they_touch_the_name() -> None:
+    got = _slice("xs", "xs = []", "xs.append(1)\nraise ValueError()", "xs.append(2)",
+                 failed=(2,))
+    assert got == [1, 2, 3]
+
+
+def test_iterating_a_file_or_an_iterator_changes_it() -> None:
+    got = _slice("fh", "fh = open('data.txt')", "for line in fh:\n    break", "n = 1")
+    assert got == [1, 2]
+
+
+def test_side_effects_are_flagged_from_direct_calls() -> None:
+    assert side_effects("df.to_csv('out.csv')") == ("writes files (.to_csv)",)
+    assert side_effects("open('x.txt', 'w').write('a')")[0].startswith("writes a file")
+    assert side_effects("open('x.txt').read()") == ()
+    assert "changes files (os.remove)" in side_effects("import os\nos.remove('x')")
+    assert "starts a process (subprocess.run)" in side_effects(
+        "import subprocess\nsubprocess.run(['ls'])")
+    assert "uses the network (requests.get)" in side_effects("requests.get('http://x')")
+    assert "writes files (np.save)" in side_effects("np.save('a.npy', a)")
+    assert side_effects("get_ipython().system('rm -rf x')") == (
+        "runs a shell command (!cmd)",)
+    assert side_effects("def f():\n    open('log', 'a')") == (
+        "writes a file (open(..., 'a'))",)
+
+
+@pytest.mark.parametrize("code", ["def broken(:\n", "x = = 1"])
+def test_code_that_does_not_parse_is_opaque(code: str) -> None:
+    assert analyze(code).opaque
