@@ -10,6 +10,10 @@
   file): it stays unsaveable, with that reason.
 - A ``sqlite3`` connection to a database file reconnects to it read-only. An in-memory
   database has nothing to reconnect to and stays unsaveable.
+- An ``ipywidgets`` widget is saved by its synced state (widgets it holds, such as a box's
+  children or its layout, by theirs) and comes back as a new live widget in that state;
+  its comm is never saved, and callbacks registered with ``observe``/``on_click`` are not
+  kept.
 
 These are pickle reductions to hibernate's own functions, so they load from trusted files
 only, like any pickle; the entry's ``how`` is ``reopened``.
@@ -22,10 +26,11 @@ from __future__ import annotations
 import _thread
 import io
 import os
+import sys
 import threading
 from typing import Any
 
-__all__ = ["ResourceChangedError", "is_resource", "resource_reduce"]
+__all__ = ["ResourceChangedError", "is_resource", "is_widget", "resource_reduce", "widget_state"]
 
 _LOCK = type(_thread.allocate_lock())
 _RLOCK = type(threading.RLock())
@@ -42,10 +47,34 @@ def _is_sqlite(obj: object) -> bool:
     return t.__module__ == "sqlite3" and t.__name__ == "Connection"
 
 
+def _widget_type() -> type | None:
+    module = sys.modules.get("ipywidgets")
+    return getattr(module, "Widget", None) if module is not None else None
+
+
+def is_widget(obj: object) -> bool:
+    widget = _widget_type()
+    return widget is not None and isinstance(obj, widget)
+
+
+def widget_state(obj: Any) -> dict[str, Any]:
+    """A widget's synced state, by trait name (widgets it holds stay widget objects).
+    Selection widgets sync an index into options they keep unsynced: the options and the
+    value are taken instead."""
+    state = {k: getattr(obj, k) for k in obj.keys if not k.startswith("_")}
+    if obj.has_trait("options"):
+        state["options"] = obj.options
+        state.pop("index", None)
+        state.pop("label", None)
+        if obj.has_trait("value"):
+            state["value"] = obj.value
+    return state
+
+
 def is_resource(obj: object) -> bool:
     """A value that comes back by its own rules (``how`` is ``reopened``)."""
     return (type(obj) in (_LOCK, _RLOCK) or isinstance(obj, FILE_TYPES)
-            or _is_sqlite(obj))
+            or _is_sqlite(obj) or is_widget(obj))
 
 
 def resource_reduce(obj: object) -> tuple[Any, ...] | None:
@@ -60,7 +89,15 @@ def resource_reduce(obj: object) -> tuple[Any, ...] | None:
         return _file_reduce(obj)
     if _is_sqlite(obj):
         return _sqlite_reduce(obj)
+    if is_widget(obj):  # by its state, never its comm: a new live widget on load
+        return (_make_widget, (type(obj), widget_state(obj)))
     return None
+
+
+def _make_widget(cls: type, state: dict[str, Any]) -> Any:
+    """A new widget of ``cls`` in ``state`` (its traits set together, so that ``value``,
+    ``min`` and ``max`` are checked against each other only once all are set)."""
+    return cls(**state)
 
 
 def _file_reduce(f: Any) -> tuple[Any, ...]:

@@ -28,6 +28,8 @@ import sys
 import types
 from typing import Any
 
+from ..serializers._resources import is_widget, widget_state
+
 __all__ = ["ReachesNamespace", "identity_ids"]
 
 
@@ -134,7 +136,10 @@ def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
             continue
         if _counted(obj, t, ns):
             counted.add(i)
-        if t is types.FunctionType:
+        if is_widget(obj):  # a widget is its state, never its comm (which reaches the kernel)
+            counted.add(i)
+            nxt.extend(widget_state(obj).values())
+        elif t is types.FunctionType:
             nxt.extend(_function_parts(obj))  # type: ignore[arg-type]
             if functions is not None and obj.__globals__ is ns:  # type: ignore[attr-defined]
                 functions.append(obj)  # type: ignore[arg-type]
