@@ -29,13 +29,19 @@ NOTEBOOK = [
     "@register_cell_magic\ndef shout(line, cell):\n    return cell.strip().upper() + '!'",
     "def describe(v):\n    return f'{v} of {len(list)}'",
     "random.seed(4)\nr1 = random.random()",
+    "import os, sys\nimport numpy as np, pandas as pd\npd.set_option('display.max_rows', 7)\n"
+    "np.set_printoptions(precision=2)\nos.makedirs('sub', exist_ok=True)\nos.chdir('sub')\n"
+    "sys.path.append('/opt/notebook-lib')",
+    "import ipywidgets as widgets\nlevel = widgets.IntSlider(value=4, max=9)",
     "broken = 1 / 0",
 ]
-SAVE = "%hibernate save s.hib --environment"
+SAVE = "%hibernate save ../s.hib --environment"  # (the notebook changed directory)
 # the notebook's remaining cells: their outputs must be the original run's
 REMAINING = ("import json\nprint(json.dumps([next(gen), h.hexdigest(), sorted(list), input,"
              " fh.readline(), row, describe(5), random.random(), lock.acquire(timeout=1),"
-             " first_line]))")
+             " first_line, pd.get_option('display.max_rows'), str(np.array([1/3])),"
+             " os.path.basename(os.getcwd()), '/opt/notebook-lib' in sys.path,"
+             " level.value]))")
 MAGIC = "%%shout\nhello"
 
 
@@ -43,6 +49,7 @@ MAGIC = "%%shout\nhello"
 def kernel_type():  # type: ignore[no-untyped-def]
     pytest.importorskip("jupyter_client")
     pytest.importorskip("ipykernel")
+    pytest.importorskip("ipywidgets")
     from test_jupyter import Kernel
 
     return Kernel

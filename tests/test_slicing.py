@@ -115,3 +115,20 @@ def test_side_effects_are_flagged_from_direct_calls() -> None:
 @pytest.mark.parametrize("code", ["def broken(:\n", "x = = 1"])
 def test_code_that_does_not_parse_is_opaque(code: str) -> None:
     assert analyze(code).opaque
+
+
+def test_calls_on_imported_modules_do_not_pull_in_every_cell_that_uses_them() -> None:
+    got = _slice("gen", "import pandas as pd", "raw = pd.DataFrame({'a': [1]})\n"
+                 "raw.to_csv('a.csv')", "df = pd.read_csv('a.csv')",
+                 "gen = (r for r in df.itertuples())")
+    assert got == [1, 3, 4]  # not the cell that writes the file: pd comes back by reference
+    got = _slice("x", "import json", "json = {}", "json['k'] = 1", "x = json")
+    assert got == [2, 3, 4]  # rebound: a plain dict now, changed by item assignment
+
+
+def test_cells_that_change_directory_join_the_slices_after_them() -> None:
+    got = _slice("rows", "import os", "os.makedirs('work', exist_ok=True)\nos.chdir('work')",
+                 "fh = open('data.csv')", "rows = (line for line in fh)")
+    assert got == [1, 2, 3, 4]
+    got = _slice("y", "y = 1", "get_ipython().run_line_magic('cd', 'work')")
+    assert got == [1]  # nothing after the %cd needs it

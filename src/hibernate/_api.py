@@ -149,13 +149,16 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
         report = restore_from(manifest, FileSource(src), ns, select=select, trust=trust,
                               data_only=data_only, mmap=mmap, progress=progress,
                               where=os.fspath(path), start=start)
+    saved = manifest.sections.get("environment")
+    saved = saved if isinstance(saved, dict) else {}
+    if parts:  # before a replay: its cells may use the magics, options and directory
+        outcome = restore_environment(saved, parts, report.trusted, data_only)
+        report = replace(report, environment_restored=outcome)
     if replay:
         report = with_replay(report, manifest, ns, select, replay)
-    if parts:
-        saved = manifest.sections.get("environment")
-        outcome = restore_environment(saved if isinstance(saved, dict) else {}, parts,
-                                      report.trusted, data_only)
-        report = replace(report, environment_restored=outcome)
+        again = [p for p in parts if p in ("options", "random", "warnings")]
+        if again and report.replay_plan:  # the replayed cells drew numbers, set options
+            restore_environment(saved, again, report.trusted, data_only)
     return report
 
 

@@ -11,12 +11,17 @@ The analysis is static and errs on the side of more cells, never fewer:
 - a cell *may change* a name when it calls a method on it (``gen.send``, ``h.update``,
   ``df.fillna``), assigns into it (``x[0] = 1``, ``x.a = 1``, ``x += [1]``), passes it to a
   call (``next(gen)``, ``clean(df)``), iterates it (``for line in fh``) or deletes from it;
+  calls on what an import bound (``pd.read_csv``) change nothing replay needs (modules
+  come back by reference; their options are the environment's);
 - names read inside the session's own functions and classes count as read by every cell
   that names them (transitively), and ``global`` assignments in them as bound there;
 - a cell that uses ``exec``, ``eval``, ``globals()``, ``vars()``, ``setattr``, ``%run`` or a
   magic not known to leave variables alone is *opaque*: it may bind or change anything, so
   it joins every slice it could matter to;
-- a star import may bind anything: it joins the slices that reach back past it.
+- a star import may bind anything: it joins the slices that reach back past it;
+- a cell that changes the working directory (``os.chdir``, ``%cd``) joins every slice with
+  a later cell (replay starts where the recorded session started, so relative paths
+  resolve as they did).
 
 Non-goals: changes through aliases the code does not name (``b = a; b.append(1)`` changes
 ``a``: the slice of ``a`` has the cell only if it names ``a``), data read from files that
@@ -55,9 +60,11 @@ _PURE_CALLS = frozenset({"print", "len", "repr", "str", "isinstance", "issubclas
 # Calls that act outside the session: (dotted name or method name, what it does). A method
 # name matches any receiver (``df.to_csv``); a dotted name matches that call.
 _EFFECTS: dict[str, str] = {
+    # (creating a directory is not flagged: it destroys nothing, and notebooks do it to set
+    # up where they work)
     **{f"os.{n}": "changes files" for n in (
-        "remove", "unlink", "rmdir", "removedirs", "rename", "renames", "replace", "mkdir",
-        "makedirs", "chmod", "chown", "link", "symlink", "truncate", "utime")},
+        "remove", "unlink", "rmdir", "removedirs", "rename", "renames", "replace", "chmod",
+        "chown", "link", "symlink", "truncate", "utime")},
     **{f"os.{n}": "starts a process" for n in (
         "system", "popen", "spawnl", "spawnv", "execv", "execl", "fork", "kill")},
     **{f"shutil.{n}": "changes files" for n in (
@@ -86,8 +93,8 @@ _EFFECT_METHODS: dict[str, str] = {
         "to_clipboard", "tofile", "savefig", "write_text", "write_bytes", "write_csv",
         "write_parquet", "write_ipc", "write_json", "write_ndjson", "write_excel",
         "write_database", "write_delta", "sink_parquet", "sink_csv", "sink_ipc")},
-    **{n: "changes files" for n in ("unlink", "rmdir", "mkdir", "touch", "rename",
-                                    "symlink_to", "hardlink_to", "chmod")},
+    **{n: "changes files" for n in ("unlink", "rmdir", "touch", "rename", "symlink_to",
+                                    "hardlink_to", "chmod")},
 }
 _WRITE_MODES = frozenset("wax+")
 
@@ -109,6 +116,8 @@ class CellInfo:
     reads: frozenset[str]
     changes: frozenset[str]
     opaque: bool = False
+    imports: frozenset[str] = frozenset()  # names bound by import statements
+    chdir: bool = False  # changes the working directory (os.chdir, %cd)
     star: bool = False
     effects: tuple[str, ...] = ()
     functions: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
@@ -147,10 +156,12 @@ class _Scope(ast.NodeVisitor):
 
     def __init__(self, params: Iterable[str] = ()) -> None:
         self.binds: set[str] = set(params)
+        self.imports: set[str] = set()
         self.reads: set[str] = set()
         self.changes: set[str] = set()
         self.globals: set[str] = set()
         self.opaque = False
+        self.chdir = False
         self.star = False
         self.effects: list[str] = []
         self.functions: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
@@ -227,7 +238,9 @@ class _Scope(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self.binds.add(alias.asname or alias.name.split(".")[0])
+            name = alias.asname or alias.name.split(".")[0]
+            self.binds.add(name)
+            self.imports.add(name)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         for alias in node.names:
@@ -235,6 +248,7 @@ class _Scope(ast.NodeVisitor):
                 self.star = True
             else:
                 self.binds.add(alias.asname or alias.name)
+                self.imports.add(alias.asname or alias.name)
 
     def visit_Global(self, node: ast.Global) -> None:
         self.globals.update(node.names)
@@ -260,6 +274,8 @@ class _Scope(ast.NodeVisitor):
         name = _dotted(node.func)
         if name in _OPAQUE_CALLS:
             self.opaque = True
+        if name == "os.chdir":
+            self.chdir = True
         if self._magic(node):
             return
         self._effects(node, name)
@@ -291,7 +307,9 @@ class _Scope(ast.NodeVisitor):
         magic = args[0] if args else None
         code = (args[2] if len(args) > 2 else None) if kind == "run_cell_magic" else (
             args[1] if len(args) > 1 else None)
-        if magic in _CODE_MAGICS and code is not None:
+        if magic == "cd":
+            self.chdir = True
+        elif magic in _CODE_MAGICS and code is not None:
             try:
                 inner = ast.parse(code)
             except SyntaxError:
@@ -341,6 +359,7 @@ class _Scope(ast.NodeVisitor):
         free = (inner.reads - (inner.binds - inner.globals)) | inner.globals
         writes = inner.binds & inner.globals
         self.opaque |= inner.opaque
+        self.chdir |= inner.chdir
         self.effects += inner.effects
         for reads, w in inner.functions.values():  # nested functions' globals
             free |= reads - inner.binds
@@ -413,7 +432,8 @@ def analyze(code: str) -> CellInfo:
     for stmt in tree.body:
         scope.visit(stmt)
     return CellInfo(frozenset(scope.binds), frozenset(scope.reads - _BUILTINS),
-                    frozenset(scope.changes - _BUILTINS), scope.opaque, scope.star,
+                    frozenset(scope.changes - _BUILTINS), scope.opaque,
+                    frozenset(scope.imports), scope.chdir, scope.star,
                     tuple(dict.fromkeys(scope.effects)), dict(scope.functions))
 
 
@@ -443,8 +463,10 @@ class Slicer:
         self.binds: list[set[str]] = []
         self.changes: list[set[str]] = []
         known: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        imported: set[str] = set()  # names bound to what an import gave (modules...)
         for info in self.infos:
             r, b, c = set(info.reads), set(info.binds), set(info.changes)
+            c -= imported  # pd.read_csv(...) does not change pd: it comes back by reference
             todo, seen = list(r | c), set()
             while todo:
                 n = todo.pop()
@@ -459,16 +481,31 @@ class Slicer:
             for fn, spec in info.functions.items():
                 known[fn] = spec
                 r |= spec[0] - b  # a def reads (at call time) what its body reads
+            imported -= b - info.imports
+            imported |= info.imports
             self.reads.append(r)
             self.binds.append(b)
             self.changes.append(c)
         self.stars = [i for i, info in enumerate(self.infos) if info.star]
 
     def slice(self, names: Iterable[str]) -> list[int]:
-        infos, binds, changes, reads = self.infos, self.binds, self.changes, self.reads
+        infos, changes, reads = self.infos, self.changes, self.reads
         wanted: set[int] = set()
         todo = [(n, len(self.cells)) for n in names]
         seen: set[tuple[str, int]] = set()
+        while todo:
+            self._walk(todo, seen, wanted)
+            # later cells may read files relative to where earlier ones moved
+            last = max(wanted, default=-1)
+            for i, info in enumerate(infos):
+                if info.chdir and i < last and i not in wanted:
+                    wanted.add(i)
+                    todo += [(used, i) for used in reads[i] | changes[i]]
+        return [self.cells[i].number for i in sorted(wanted)]
+
+    def _walk(self, todo: list[tuple[str, int]], seen: set[tuple[str, int]],
+              wanted: set[int]) -> None:
+        infos, binds, changes, reads = self.infos, self.binds, self.changes, self.reads
         while todo:
             name, end = todo.pop()
             if (name, end) in seen:
@@ -492,4 +529,3 @@ class Slicer:
                 wanted.add(i)
                 for used in reads[i] | changes[i]:
                     todo.append((used, i))
-        return [self.cells[i].number for i in sorted(wanted)]

@@ -24,12 +24,15 @@ recorded history (``%run`` scripts are opaque cells, run as recorded).
 from __future__ import annotations
 
 import ast
+import gc
+import os
 import sys
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from .._placeholder import Placeholder
 from .._reports import LoadReport
 from ..errors import UntrustedFileError
 from ..format import How, Kind
@@ -40,16 +43,17 @@ from ._naming import Selector, ipython_hidden
 __all__ = ["attach_slices", "check_replay", "record_script_cells", "recorded_cells", "replay",
            "session_cells", "track_failures", "with_replay"]
 
-# Cells of scripts run by ``hibernate run``, by id of their namespace.
-_script_cells: dict[int, list[Cell]] = {}
+# Cells of scripts run by ``hibernate run`` and the directory they started in, by id of
+# their namespace.
+_script_cells: dict[int, tuple[list[Cell], str]] = {}
 # IPython cells that raised, by id of the shell (filled by track_failures' hook).
 _failed_cells: dict[int, set[int]] = {}
 
 
 def record_script_cells(ns: dict[str, Any], cells: list[Cell]) -> None:
     """``hibernate run``: the statements run so far in ``ns`` (the list is kept and grown
-    by the runner as it goes)."""
-    _script_cells[id(ns)] = cells
+    by the runner as it goes), started in the current directory."""
+    _script_cells[id(ns)] = (cells, os.getcwd())
 
 
 def track_failures(shell: Any) -> None:
@@ -67,10 +71,12 @@ def track_failures(shell: Any) -> None:
     shell.events.register("post_run_cell", post_run_cell)
 
 
-def session_cells(ns: dict[str, Any]) -> tuple[str, list[Cell]] | None:
-    """(origin, the cells that ran in ``ns`` before now), or None when unknown."""
+def session_cells(ns: dict[str, Any]) -> tuple[str, list[Cell], str] | None:
+    """(origin, the cells that ran in ``ns`` before now, the directory the first ran in),
+    or None when unknown."""
     if id(ns) in _script_cells:
-        return "script", list(_script_cells[id(ns)])
+        cells, start = _script_cells[id(ns)]
+        return "script", list(cells), start
     if ipython_hidden(ns) is None:
         return None
     shell = sys.modules["IPython"].get_ipython()
@@ -79,7 +85,10 @@ def session_cells(ns: dict[str, Any]) -> tuple[str, list[Cell]] | None:
     failed = _failed_cells.get(id(shell), set())
     cells = [Cell(n, code, n in failed) for n, code in enumerate(history)
              if 0 < n < current and isinstance(code, str) and code.strip()]
-    return "ipython", cells
+    dirs = ns.get("_dh")  # IPython's directory history: where the shell started
+    first = dirs[0] if isinstance(dirs, list) and dirs else None
+    start = os.fspath(first) if isinstance(first, (str, os.PathLike)) else os.getcwd()
+    return "ipython", cells, start
 
 
 def attach_slices(entries: Sequence[Entry], ns: dict[str, Any]
@@ -89,7 +98,7 @@ def attach_slices(entries: Sequence[Entry], ns: dict[str, Any]
     found = session_cells(ns)
     if found is None:
         return tuple(entries), None
-    origin, cells = found
+    origin, cells, start = found
     slicer = Slicer(cells)
     used: set[int] = set()
     out = []
@@ -109,7 +118,7 @@ def attach_slices(entries: Sequence[Entry], ns: dict[str, Any]
         out.append(replace(e, how=how, extra={**e.extra, "replay": numbers}))
     if not used:
         return tuple(out), None
-    section = {"origin": origin, "cells": [
+    section = {"origin": origin, "cwd": start, "cells": [
         {"number": c.number, "code": c.code, "failed": c.failed,
          "effects": list(info.effects)}
         for c, info in zip(cells, slicer.infos) if c.number in used]}
@@ -139,35 +148,52 @@ def _slice_of(entry: Entry) -> tuple[int, ...]:
     return ()
 
 
-def _rebind(value: object, scratch: dict[str, Any], ns: dict[str, Any]) -> object:
-    """A function made by the replay, with ``ns`` as its globals (classes: their methods)."""
-    if isinstance(value, types.FunctionType) and value.__globals__ is scratch:
-        fresh = types.FunctionType(value.__code__, ns, value.__name__, value.__defaults__,
-                                   value.__closure__)
-        fresh.__dict__.update(value.__dict__)
-        fresh.__kwdefaults__ = value.__kwdefaults__
-        fresh.__qualname__ = value.__qualname__
-        fresh.__doc__ = value.__doc__
-        return fresh
-    if isinstance(value, type):
-        for key, attr in list(vars(value).items()):
-            if isinstance(attr, types.FunctionType) and attr.__globals__ is scratch:
-                setattr(value, key, _rebind(attr, scratch, ns))
-    return value
+def _holds_placeholder(value: object, ns: dict[str, Any], limit: int = 100_000) -> bool:
+    """Whether ``value`` itself reaches a Placeholder (part of it could not be stored),
+    looking at no more than ``limit`` objects; functions are followed through their
+    closures and defaults, never their globals (``ns``)."""
+    seen: set[int] = {id(ns)}
+    frontier = [value]
+    while frontier and len(seen) < limit:
+        walk, nxt = [], []
+        for obj in frontier:
+            if id(obj) in seen or isinstance(obj, (type, types.ModuleType, str, bytes)):
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, Placeholder):
+                return True
+            if isinstance(obj, types.FunctionType):
+                nxt += [*(obj.__closure__ or ()), obj.__defaults__, obj.__kwdefaults__]
+            else:
+                walk.append(obj)
+        frontier = [*nxt, *(gc.get_referents(*walk) if walk else [])]
+    return False
 
 
 def replay(manifest: Manifest, ns: dict[str, Any], restored: Sequence[str],
            failed: Mapping[str, str], select: Selector, run_all: bool
            ) -> tuple[dict[str, tuple[int, ...]], dict[str, str], dict[str, str]]:
-    """Replay the slices of the selected variables that were not restored. Returns (plan:
-    name -> cells, replayed: name -> note, failed: name -> why). Prints the plan first."""
+    """Replay the slices of the selected variables that were not restored, failed, or came
+    back holding placeholders. Returns (plan: name -> cells, replayed: name -> note, failed:
+    name -> why). Prints the plan first.
+
+    The cells run in ``ns`` itself, from the directory the recorded session started in (so
+    that generators and functions they make see ``ns`` as their globals, as they did), and
+    then everything else is put back: every name bound before the replay gets its own
+    object again, names the replay made are removed, and only the planned variables are
+    bound. Slices recompute what they read, so the objects of restored names are not
+    changed by the replay (only objects made outside the recorded cells could be)."""
     cells = recorded_cells(manifest)
-    done = set(restored)  # a placeholder (restored, but it raises on use) is replayed too
+    done = set(restored)
     plan: dict[str, tuple[int, ...]] = {}
     for e in manifest.entries:
         numbers = _slice_of(e)
+        if not numbers or not select(e.name):
+            continue
         missing = e.how == How.REPLAYED or (e.name in failed and e.name not in done)
-        if numbers and select(e.name) and (missing or e.how == How.PLACEHOLDER):
+        partial = e.name in done and (e.how == How.PLACEHOLDER or (
+            e.name in ns and _holds_placeholder(ns[e.name], ns)))
+        if missing or partial:
             plan[e.name] = numbers
     if not plan:
         return {}, {}, {}
@@ -175,40 +201,63 @@ def replay(manifest: Manifest, ns: dict[str, Any], restored: Sequence[str],
     held = {n: cells[n]["effects"] for n in order if n in cells and cells[n]["effects"]}
     lines = [f"  {name} <- cells {', '.join(map(str, numbers))}"
              for name, numbers in plan.items()]
-    if held:
-        lines += [f"  cell {n} {'; '.join(e)}: "
-                  f"{'runs (replay=all)' if run_all else 'not run (replay=all runs it)'}"
-                  for n, e in held.items()]
+    lines += [f"  cell {n} {'; '.join(e)}: "
+              f"{'runs (replay=all)' if run_all else 'not run (replay=all runs it)'}"
+              for n, e in held.items()]
     print("hibernate replay:\n" + "\n".join(lines))
-    scratch: dict[str, Any] = dict(ns)
-    scratch.setdefault("__builtins__", __builtins__)
+    before = dict(ns)
+    here = os.getcwd()
+    start = _start_directory(manifest)
     broken: dict[int, str] = {}
-    for n in order:
-        cell = cells.get(n)
-        if cell is None:
-            broken[n] = "its code is not in the file"
-            continue
-        if n in held and not run_all:
-            broken[n] = f"it {'; '.join(held[n])} (replay='all' runs it)"
-            continue
-        try:
-            code = compile(ast.parse(cell["code"]), f"<replayed cell {n}>", "exec")
-            exec(code, scratch)  # noqa: S102 (replay is code from a trusted file)
-        except Exception as e:
-            if not cell["failed"]:
-                broken[n] = f"it raised {type(e).__name__}: {e}"
+    made: dict[str, object] = {}
+    try:
+        if start is not None:
+            os.chdir(start)
+        ns.setdefault("__builtins__", __builtins__)
+        for n in order:
+            cell = cells.get(n)
+            if cell is None:
+                broken[n] = "its code is not in the file"
+                continue
+            if n in held and not run_all:
+                broken[n] = f"it {'; '.join(held[n])} (replay='all' runs it)"
+                continue
+            try:
+                code = compile(ast.parse(cell["code"]), f"<replayed cell {n}>", "exec")
+                exec(code, ns)  # noqa: S102 (replay is code from a trusted file)
+            except Exception as e:
+                if not cell["failed"]:
+                    broken[n] = f"it raised {type(e).__name__}: {e}"
+        made = {name: ns[name] for name in plan if name in ns
+                and (name not in before or ns[name] is not before[name])}
+    finally:
+        os.chdir(here)
+        for name in [k for k in ns if k not in before]:
+            del ns[name]
+        for name, value in before.items():
+            if ns.get(name, _MISSING) is not value:
+                ns[name] = value
     replayed: dict[str, str] = {}
     lost: dict[str, str] = {}
     for name, numbers in plan.items():
         bad = [n for n in numbers if n in broken]
         if bad:
             lost[name] = f"replay: needs cell {bad[0]}, and {broken[bad[0]]}"
-        elif name not in scratch:
+        elif name not in made:
             lost[name] = "replay: the recorded cells did not make it"
         else:
-            ns[name] = _rebind(scratch[name], scratch, ns)
+            ns[name] = made[name]
             replayed[name] = f"replayed: cells {', '.join(map(str, numbers))}"
     return plan, replayed, lost
+
+
+_MISSING = object()
+
+
+def _start_directory(manifest: Manifest) -> str | None:
+    section = manifest.sections.get("cells")
+    start = section.get("cwd") if isinstance(section, dict) else None
+    return start if isinstance(start, str) and os.path.isdir(start) else None
 
 
 def with_replay(report: LoadReport, manifest: Manifest, ns: dict[str, Any],

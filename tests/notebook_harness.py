@@ -1,0 +1,97 @@
+"""Interrupt a notebook at a cell, restore it in a fresh kernel, finish it, and compare.
+
+Used by ``test_notebook_corpus.py`` (the repository's corpus) and by
+``scripts/measure_notebooks.py`` (notebooks written by others). A kernel runs the cells
+before the split, saves with ``%hibernate save --environment``, and the working directory is
+copied as it is at that moment; the same kernel runs the remaining cells (the reference
+outputs). The working directory is put back as it was at the save, and a fresh kernel loads
+with ``--replay --environment`` and runs the remaining cells. Outputs compared: stream text,
+results' text/plain, and error names.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbclient
+import nbformat
+
+Outputs = list[tuple[str, str]]
+
+
+@dataclass
+class Outcome:
+    """What happened: the reference outputs, the resumed ones, and the save and load."""
+
+    reference: list[Outputs]
+    resumed: list[Outputs]
+    save: Outputs
+    load: Outputs
+    after: list[str] = field(default_factory=list)  # the cells after the split
+
+    def differing(self) -> list[int]:
+        """Indexes (after the split) of the cells whose outputs differ."""
+        return [i for i, (a, b) in enumerate(zip(self.reference, self.resumed)) if a != b]
+
+
+def outputs(cell: Any) -> Outputs:
+    """A cell's outputs; consecutive stream chunks joined (how printed text is split into
+    messages varies from run to run)."""
+    out: Outputs = []
+    for o in cell.get("outputs", []):
+        if o["output_type"] == "stream":
+            if out and out[-1][0] == o["name"]:
+                out[-1] = (o["name"], out[-1][1] + o["text"])
+            else:
+                out.append((o["name"], o["text"]))
+        elif o["output_type"] in ("execute_result", "display_data"):
+            out.append((o["output_type"], o["data"].get("text/plain", "")))
+        elif o["output_type"] == "error":
+            out.append(("error", o["ename"]))
+    return out
+
+
+def _run(sources: list[str], cwd: Path, pause_after: int | None = None,
+         at_pause: Any = None, timeout: int = 120) -> list[Any]:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=timeout,
+                                     allow_errors=True,
+                                     resources={"metadata": {"path": str(cwd)}})
+    with client.setup_kernel():
+        for i, cell in enumerate(nb.cells):
+            client.execute_cell(cell, i)
+            if i == pause_after and at_pause is not None:
+                at_pause()
+    return list(nb.cells)
+
+
+def code_cells(path: Path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def interrupt_and_resume(code: list[str], split: int, root: Path,
+                         replay: str = "") -> Outcome:
+    """Run ``code[:split]``, save, and finish two ways (see the module's docstring), in
+    ``root/work``. ``replay``: "all" to run cells that write files too."""
+    before, after = code[:split], code[split:]
+    work, snapshot = root / "work", root / "snapshot"
+    work.mkdir(parents=True)
+    session = work / "session.hib"  # absolute: a notebook may change directory
+    first = ["%load_ext hibernate", *before, f"%hibernate save '{session}' --environment",
+             *after]
+    save_at = len(before) + 1
+    ran = _run(first, work, pause_after=save_at,
+               at_pause=lambda: shutil.copytree(work, snapshot, symlinks=True))
+    saved = outputs(ran[save_at])
+    reference = [outputs(c) for c in ran[save_at + 1:]]
+    shutil.rmtree(work)
+    snapshot.rename(work)  # the files as they were at the save
+    load = f"%hibernate load '{session}' --replay {replay} --environment"
+    ran = _run(["%load_ext hibernate", load, *after], work)
+    return Outcome(reference, [outputs(c) for c in ran[2:]], saved, outputs(ran[1]), after)
