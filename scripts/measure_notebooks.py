@@ -32,7 +32,7 @@ def measure(path: Path) -> tuple[str, str]:
     split = len(code) // 2
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            got = interrupt_and_resume(code, split, Path(tmp))
+            got = interrupt_and_resume(code, split, Path(tmp), timeout=20)
         except Exception as e:
             return "not applicable", f"the notebook does not run here ({type(e).__name__})"
     if any(kind == "error" for out in got.reference for kind, _ in out):

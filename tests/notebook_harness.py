@@ -76,7 +76,7 @@ def code_cells(path: Path) -> list[str]:
 
 
 def interrupt_and_resume(code: list[str], split: int, root: Path,
-                         replay: str = "") -> Outcome:
+                         replay: str = "", timeout: int = 120) -> Outcome:
     """Run ``code[:split]``, save, and finish two ways (see the module's docstring), in
     ``root/work``. ``replay``: "all" to run cells that write files too."""
     before, after = code[:split], code[split:]
@@ -87,11 +87,12 @@ def interrupt_and_resume(code: list[str], split: int, root: Path,
              *after]
     save_at = len(before) + 1
     ran = _run(first, work, pause_after=save_at,
-               at_pause=lambda: shutil.copytree(work, snapshot, symlinks=True))
+               at_pause=lambda: shutil.copytree(work, snapshot, symlinks=True),
+               timeout=timeout)
     saved = outputs(ran[save_at])
     reference = [outputs(c) for c in ran[save_at + 1:]]
     shutil.rmtree(work)
     snapshot.rename(work)  # the files as they were at the save
     load = f"%hibernate load '{session}' --replay {replay} --environment"
-    ran = _run(["%load_ext hibernate", load, *after], work)
+    ran = _run(["%load_ext hibernate", load, *after], work, timeout=timeout)
     return Outcome(reference, [outputs(c) for c in ran[2:]], saved, outputs(ran[1]), after)

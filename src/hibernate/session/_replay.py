@@ -105,7 +105,7 @@ def attach_slices(entries: Sequence[Entry], ns: dict[str, Any]
     for e in entries:
         replayable = e.kind == Kind.VALUE or (
             e.kind == Kind.SKIPPED and e.skip is not None
-            and e.skip.code in ("unpicklable", "namespace"))
+            and e.skip.code in ("unpicklable", "namespace", "ipython-internal"))
         if not replayable:
             out.append(e)
             continue
