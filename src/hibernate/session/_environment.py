@@ -5,7 +5,9 @@ Saved as the manifest's ``environment`` section (plain JSON, covered by the sign
 Parts:
 
 - ``options``: pandas options that differ from their defaults, numpy print options and
-  floating-point error state, matplotlib ``rcParams`` that differ from the defaults;
+  floating-point error state, matplotlib ``rcParams`` that differ from the defaults (from a
+  file that is not the user's: pandas display options and numpy's only, since other
+  options name modules to import or programs to run);
 - ``random``: the global random states of ``random`` and of ``numpy.random``'s legacy
   global generator;
 - ``warnings``: the warning filters;
@@ -208,12 +210,29 @@ def _module(name: str, may_import: bool) -> Any:
     return importlib.import_module(name)
 
 
-def _restore_options(options: Mapping[str, Any], may_import: bool) -> list[str]:
+# From a file that is not the user's, only options that change how things look: others
+# name modules to import (pandas' plotting.backend), programs to run (matplotlib's
+# animation.ffmpeg_path) or text for LaTeX.
+_DISPLAY_ONLY = ("display.", "styler.format.", "styler.render.")
+
+
+def _restore_options(options: Mapping[str, Any], may_import: bool, trusted: bool
+                     ) -> list[str]:
     problems = []
     for lib, values in options.items():
         if lib not in ("pandas", "numpy", "matplotlib") or not isinstance(values, dict):
             problems.append(f"options for {lib!r}: not a library hibernate sets options of")
             continue
+        if lib == "matplotlib" and not trusted:
+            problems.append("matplotlib rcParams: from trusted files only (some name "
+                            "programs to run)")
+            continue
+        if lib == "pandas" and not trusted:
+            refused = sorted(k for k in values if not str(k).startswith(_DISPLAY_ONLY))
+            if refused:
+                problems.append(f"pandas options {refused}: from trusted files only (only "
+                                "display options come from files that are not yours)")
+                values = {k: v for k, v in values.items() if k not in refused}
         try:
             mod = _module(lib, may_import)
         except Exception as e:
@@ -341,7 +360,8 @@ def restore_environment(section: Mapping[str, Any], parts: Iterable[str], truste
                 sys.path.extend(p for p in dict.fromkeys(str(p) for p in value)
                                 if p not in sys.path)
             elif part == "options":
-                problems = _restore_options(value, may_import=not data_only)
+                problems = _restore_options(value, may_import=not data_only,
+                                            trusted=trusted and not data_only)
             elif part == "random":
                 problems = _restore_random(value, may_import=not data_only)
             elif part == "warnings":
