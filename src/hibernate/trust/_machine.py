@@ -5,7 +5,8 @@ stack ("fence") and memo, and the same underflow, mark and memo checks. The run 
 STOP; a stream that goes on after it (inside a frame too) is refused. Each fault is a
 ``MalformedPickle`` that says where its opcode starts.
 
-The machine decodes every argument; subclasses say what a value is. It pushes None, True,
+The machine decodes every argument (``_stream.StreamReader``); subclasses say what a value
+is. It pushes None, True,
 False and the empty tuple itself; every other value comes from a hook (listed by kind in
 ``PickleMachine``), which gets what the machine read and popped. Two machines use it: the
 trust listing (_opcodes.py: a value is a known string or something else) and the
@@ -19,23 +20,18 @@ from __future__ import annotations
 import codecs
 import pickle
 import pickletools
-import re
-import struct
-import sys
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, ClassVar, NoReturn
+
+from ._stream import StreamReader
 
 __all__ = ["OPCODE_NAMES", "MalformedPickle", "PickleMachine"]
 
 # opcode byte -> opcode name, for every opcode of protocols 0-5
 OPCODE_NAMES: dict[int, str] = {op.code.encode("latin-1")[0]: op.name
                                 for op in pickletools.opcodes}
-_NEWLINE = re.compile(b"\n")
-_UINT = {n: struct.Struct("<" + c) for n, c in ((1, "B"), (2, "H"), (4, "I"), (8, "Q"))}
-_INT4 = struct.Struct("<i")
-_DOUBLE = struct.Struct(">d")
 
 
 class MalformedPickle(pickle.UnpicklingError, ValueError):
@@ -50,7 +46,7 @@ class MalformedPickle(pickle.UnpicklingError, ValueError):
         super().__init__(reason)
 
 
-class PickleMachine(ABC):
+class PickleMachine(StreamReader, ABC):
     """One pickle stream, read by ``run`` to its STOP (see the module docstring)."""
 
     _ops: ClassVar[list[Callable[[Any], bool | None] | None]] = []
@@ -104,88 +100,6 @@ class PickleMachine(ABC):
             self.malformed(f"{extra} byte{'s' if extra > 1 else ''} after its STOP "
                            f"(at byte {self.pos - 1})")
         return self.result
-
-    # -- arguments -------------------------------------------------------------------------
-
-    def take(self, n: int) -> int:
-        """Consume n argument bytes; where they start."""
-        start = self.pos
-        if n > self.end - start:
-            self.fail("truncated argument")
-        self.pos = start + n
-        return start
-
-    def byte(self) -> int:
-        pos = self.pos
-        if pos >= self.end:
-            self.fail("truncated argument")
-        self.pos = pos + 1
-        return self.data[pos]
-
-    def uint(self, n: int) -> int:
-        return int(_UINT[n].unpack_from(self.data, self.take(n))[0])
-
-    def sint4(self) -> int:
-        return int(_INT4.unpack_from(self.data, self.take(4))[0])
-
-    def double(self) -> float:
-        return float(_DOUBLE.unpack_from(self.data, self.take(8))[0])
-
-    def counted(self, nbytes: int) -> tuple[int, int]:
-        """A length of ``nbytes`` bytes, then that many bytes: their (start, end)."""
-        start = self.pos + nbytes
-        if start > self.end:
-            self.fail("truncated argument")
-        size = (self.data[start - 1] if nbytes == 1
-                else int(_UINT[nbytes].unpack_from(self.data, start - nbytes)[0]))
-        if size > self.end - start:
-            self.fail("truncated argument" if size <= sys.maxsize
-                      else "argument length exceeds the maximum size")
-        self.pos = start + size
-        return start, start + size
-
-    def line_span(self) -> tuple[int, int]:
-        """Where the argument up to the next newline is (the newline is consumed)."""
-        found = _NEWLINE.search(self.data, self.pos)
-        if found is None:
-            self.fail("truncated line argument")
-        start, self.pos = self.pos, found.end()
-        return start, found.start()
-
-    def line(self) -> bytes:
-        """The bytes up to the next newline (which is consumed, not returned)."""
-        start, end = self.line_span()
-        return bytes(self.data[start:end])
-
-    def nonempty_line(self) -> bytes:
-        text = self.line()
-        if not text:
-            self.fail("empty line argument")
-        return text
-
-    def c_index(self, text: bytes) -> int:
-        """A GET/PUT line argument as C reads it (PyLong_FromString, base 10: it stops at a
-        NUL byte); a negative or out of range index fails."""
-        try:
-            value = int(text.split(b"\0", 1)[0], 10)
-        except ValueError:
-            self.fail("bad memo index")
-        if not 0 <= value <= sys.maxsize:
-            self.fail("bad memo index")
-        return value
-
-    def names(self, decode: str) -> tuple[str, str]:
-        """GLOBAL/INST's two lines, decoded strictly."""
-        module = self.nonempty_line()
-        try:
-            mod = module.decode(decode)
-        except UnicodeDecodeError:
-            self.fail("undecodable module name")
-        qual = self.nonempty_line()
-        try:
-            return mod, qual.decode(decode)
-        except UnicodeDecodeError:
-            self.fail("undecodable global name")
 
     # -- stack, marks and memo (the C unpickler's checks) ---------------------------------
 
