@@ -78,14 +78,15 @@ def test_the_environment_comes_back_in_a_fresh_process(fresh) -> None:
     assert got["x"] == 1
 
 
-def test_data_parts_come_back_from_any_file_and_code_parts_only_when_trusted(fresh) -> None:
+def test_a_strangers_file_gives_back_only_display_options_and_random_states(fresh) -> None:
     saved = fresh.json(SAVE, env=STRANGER)
     got = _load(fresh, data_only=True)  # a stranger's file, data only
-    assert got["next"] == saved["next"] and got["rows"] == 7 and got["db"] == "sales.db"
-    assert got["outcome"]["options"] == "restored"
-    for part in ("cwd", "sys_path"):
+    assert got["next"] == saved["next"] and got["rows"] == 7  # random, display options
+    assert got["outcome"]["options"] == "restored" and got["outcome"]["random"] == "restored"
+    for part in ("cwd", "sys_path", "warnings", "env_vars"):
         assert "trusted files only" in got["outcome"][part], got["outcome"]
-    assert got["cwd"] != "work" and not got["path_added"]
+    assert got["cwd"] != "work" and not got["path_added"] and got["db"] is None
+    assert got["filter"] != ["ignore", "noisy", "DeprecationWarning"]
 
 
 def test_no_environment_unless_asked(fresh, tmp_path) -> None:
@@ -122,3 +123,14 @@ def test_ipython_extensions_and_autoreload_come_back(fresh) -> None:
     assert got["outcome"]["ipython"] == "restored", got
     assert {"autoreload", "storemagic"} <= {e.rsplit(".", 1)[-1] for e in got["loaded"]}
     assert got["mode"] == [True, True]
+
+
+def test_hibernates_own_variables_are_never_saved(tmp_path, monkeypatch) -> None:
+    import os
+
+    monkeypatch.setenv("PROJECT_ROOT", "/srv/project")
+    hibernate.save(tmp_path / "all.hib", {"x": 1}, env_vars=["*"])
+    data = (tmp_path / "all.hib").read_bytes()
+    assert b"/srv/project" in data
+    assert os.environ["HIBERNATE_KEY"].encode() not in data  # the key never leaves
+    assert b"HIBERNATE_" not in data

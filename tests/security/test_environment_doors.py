@@ -29,16 +29,21 @@ def test_a_hostile_environment_imports_and_runs_nothing(fresh) -> None:
     data = (fresh.path / "s.hib").read_bytes()
     m = manifest_of(data)
     m["environment"] = {
-        "options": {"pandas": {"plotting.backend": "canary_mod", "display.max_rows": 9},
+        "options": {"pandas": {"plotting.backend": "canary_mod", "display.max_rows": 9,
+                               # set_option reads its key as a pattern
+                               "display.x_nomatch|plotting.backend": "canary_mod"},
+                    "numpy": {"print": {"formatter": {"all": "x"}}},
                     "matplotlib": {"rcParams": {"animation.ffmpeg_path": "evil/run.sh"}}},
         "warnings": [["error", None, "canary_mod.Boom", None, 0]],
         "cwd": str(evil), "sys_path": [str(evil)],
         "ipython": {"extensions": ["canary_mod"]},
+        # the attacker's own key, for a next load of another of their files
+        "env_vars": {"HIBERNATE_KEY": "00" * 16, "PYTHONPATH": str(evil)},
     }
     (fresh.path / "hostile.hib").write_bytes(rewrap(data, json.dumps(m).encode()))
     got = fresh.json("""
         import json, os, sys
-        import pandas as pd
+        import numpy, pandas as pd
         import hibernate
         start = os.getcwd()
         r = hibernate.load("hostile.hib", {}, environment=True, data_only=True)
@@ -48,6 +53,8 @@ def test_a_hostile_environment_imports_and_runs_nothing(fresh) -> None:
             "rows": pd.get_option("display.max_rows"),
             "imported": "canary_mod" in sys.modules,
             "cwd_same": os.getcwd() == start,
+            "key": os.environ.get("HIBERNATE_KEY"), "pythonpath": os.environ.get("PYTHONPATH"),
+            "arrays_print": repr(__import__("numpy").arange(2)),
             "path": any("evil" in p for p in sys.path)}))
     """)
     assert not (fresh.path / "IMPORTED_CANARY").exists()
@@ -57,4 +64,7 @@ def test_a_hostile_environment_imports_and_runs_nothing(fresh) -> None:
     assert "plotting.backend" in outcome["options"] and "trusted files only" in outcome["options"]
     assert "trusted files only" in outcome["cwd"] and "trusted files only" in outcome["sys_path"]
     assert "trusted files only" in outcome["ipython"]
-    assert "canary_mod.Boom" in outcome["warnings"]  # not imported to find the category
+    assert "trusted files only" in outcome["warnings"] and "trusted files only" in outcome[
+        "env_vars"]
+    assert got["key"] != "00" * 16 and got["pythonpath"] is None, got
+    assert got["arrays_print"] == "array([0, 1])"

@@ -43,6 +43,12 @@ from typing import Any
 __all__ = ["CODE_PARTS", "PARTS", "capture_environment", "parts_of", "restore_environment"]
 
 PARTS = ("cwd", "sys_path", "options", "random", "warnings", "ipython")
+# hibernate's own variables (the key, the config directory) are never saved nor set
+_OWN_VARIABLES = ("HIBERNATE_",)
+# parts that come from the user's own files only (signed, on the trust list, trust=True):
+# environment variables reach every child process (PATH, LD_PRELOAD, PYTHONPATH), and
+# warning filters can turn every warning into an error
+OWN_PARTS = frozenset({"env_vars", "warnings"})
 CODE_PARTS = frozenset({"cwd", "sys_path", "ipython"})  # they decide which code runs next
 
 
@@ -111,8 +117,14 @@ def _random_states() -> dict[str, Any]:
     out: dict[str, Any] = {"random": [version, list(internal), gauss]}
     np = sys.modules.get("numpy")
     if np is not None:
-        name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-        out["numpy"] = [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+        legacy = type(np.random.mtrand._rand._bit_generator).__name__ == "MT19937"
+        state = np.random.get_state(legacy=legacy)
+        if isinstance(state, tuple):  # the legacy global generator (MT19937)
+            name, keys, pos, has_gauss, cached = state
+            out["numpy"] = [name, [int(k) for k in keys], int(pos), int(has_gauss),
+                            float(cached)]
+        elif _plain(state):  # another bit generator (set_bit_generator): its own state
+            out["numpy"] = {"bit_generator": state}
     return out
 
 
@@ -183,6 +195,7 @@ def capture_environment(parts: Iterable[str], env_vars: Iterable[str] = ()) -> d
     patterns = list(env_vars)
     if patterns:
         env["env_vars"] = {k: v for k, v in sorted(os.environ.items())
+                           if not k.startswith(_OWN_VARIABLES)
                            if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
     return env
 
@@ -227,12 +240,22 @@ def _restore_options(options: Mapping[str, Any], may_import: bool, trusted: bool
             problems.append("matplotlib rcParams: from trusted files only (some name "
                             "programs to run)")
             continue
-        if lib == "pandas" and not trusted:
-            refused = sorted(k for k in values if not str(k).startswith(_DISPLAY_ONLY))
+        if lib == "pandas":
+            # set_option reads its key as a pattern: only exact, registered keys are set
+            try:
+                registered = sys.modules["pandas"]._config.config._registered_options
+            except (KeyError, AttributeError):
+                registered = {}
+            unknown = sorted(str(k) for k in values if k not in registered)
+            if unknown:
+                problems.append(f"pandas options {unknown}: not options of this pandas")
+            refused = sorted(str(k) for k in values if k in registered and not trusted
+                             and not str(k).startswith(_DISPLAY_ONLY))
             if refused:
                 problems.append(f"pandas options {refused}: from trusted files only (only "
                                 "display options come from files that are not yours)")
-                values = {k: v for k, v in values.items() if k not in refused}
+            values = {k: v for k, v in values.items()
+                      if k in registered and str(k) not in refused}
         try:
             mod = _module(lib, may_import)
         except Exception as e:
@@ -247,8 +270,14 @@ def _restore_options(options: Mapping[str, Any], may_import: bool, trusted: bool
                     problems.append(f"pandas option {key!r}: {type(e).__name__}: {e}")
         elif lib == "numpy":
             try:
-                mod.set_printoptions(**dict(values.get("print", {})))
-                mod.seterr(**dict(values.get("errors", {})))
+                known = set(mod.get_printoptions()) - {"formatter"}  # (never from a file)
+                printing = {k: v for k, v in dict(values.get("print", {})).items()
+                            if k in known and (v is None or isinstance(v, (int, float, str, bool)))}
+                errors = {k: v for k, v in dict(values.get("errors", {})).items()
+                          if k in ("divide", "over", "under", "invalid")
+                          and v in ("ignore", "warn", "raise", "print", "log")}
+                mod.set_printoptions(**printing)
+                mod.seterr(**errors)
             except Exception as e:
                 problems.append(f"numpy options: {type(e).__name__}: {e}")
         else:
@@ -270,9 +299,13 @@ def _restore_random(states: Mapping[str, Any], may_import: bool) -> list[str]:
     if "numpy" in states:
         try:
             np = _module("numpy", may_import)
-            name, keys, pos, has_gauss, cached = states["numpy"]
-            np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos),
-                                 int(has_gauss), float(cached)))
+            saved = states["numpy"]
+            if isinstance(saved, dict):
+                np.random.set_state(dict(saved["bit_generator"]))
+            else:
+                name, keys, pos, has_gauss, cached = saved
+                np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos),
+                                     int(has_gauss), float(cached)))
         except Exception as e:
             problems.append(f"numpy.random state: {type(e).__name__}: {e}")
     return problems
@@ -351,6 +384,9 @@ def restore_environment(section: Mapping[str, Any], parts: Iterable[str], truste
             outcome[part] = ("not restored: it decides which code runs next, so it comes "
                              "back from trusted files only (not with data_only)")
             continue
+        if part in OWN_PARTS and not trusted:
+            outcome[part] = "not restored: from trusted files only (your own files)"
+            continue
         value = section[part]
         problems: list[str] = []
         try:
@@ -369,7 +405,8 @@ def restore_environment(section: Mapping[str, Any], parts: Iterable[str], truste
             elif part == "ipython":
                 problems = _restore_ipython(value)
             else:  # env_vars
-                os.environ.update({str(k): str(v) for k, v in dict(value).items()})
+                os.environ.update({str(k): str(v) for k, v in dict(value).items()
+                                   if not str(k).startswith(_OWN_VARIABLES)})
         except Exception as e:
             problems = [f"{type(e).__name__}: {e}"]
         outcome[part] = "restored" if not problems else "; ".join(problems)
