@@ -206,3 +206,50 @@ def test_the_trust_listing_shows_the_cells_replay_would_run(fresh) -> None:
     assert "writes a file (open(..., 'w')): not run unless replay='all'" in out
     got = _load(fresh, True)  # on the trust list now: it replays
     assert got["next"] == 4
+
+
+def _hibernate_run(fresh, source: str) -> None:  # type: ignore[no-untyped-def]
+    (fresh.path / "job.py").write_text(source)
+    fresh.run("""
+        import subprocess, sys
+        subprocess.run([sys.executable, "-m", "hibernate", "run", "job.py"], check=True)
+    """)
+
+
+def test_effects_are_found_through_imports_in_earlier_cells(fresh) -> None:
+    _hibernate_run(fresh, "from shutil import rmtree\nimport os\nimport subprocess as sp\n"
+                          "out = 'victim'\nos.makedirs(out, exist_ok=True)\nrmtree(out)\n"
+                          "os.makedirs(out, exist_ok=True)\nrc = sp.run(['true']).returncode\n"
+                          "gen = (p for p in os.listdir(out))\n")
+    m = hibernate.inspect(fresh.path / "job.hib")
+    effects = {c["number"]: c["effects"] for c in m.sections["cells"]["cells"]}
+    assert effects[6] == ["changes files (shutil.rmtree)"], effects
+    (fresh.path / "victim" / "important.txt").write_text("keep me")
+    got = _load(fresh, True)
+    assert "gen" in got["failed"] and "shutil.rmtree" in got["failed"]["gen"]
+    assert (fresh.path / "victim" / "important.txt").read_text() == "keep me"
+
+
+def test_a_broken_slice_stops_before_it_changes_restored_values(fresh) -> None:
+    _hibernate_run(fresh, "import subprocess\n"
+                          "data = [1, 2] if subprocess.run(['true']).returncode == 0 else []\n"
+                          "data.append(3)\ngen = (v for v in data)\n")
+    got = fresh.json("""
+        import json
+        import hibernate
+        r = hibernate.load("job.hib", replay=True)
+        print(json.dumps({"failed": r.failed, "data": data}))
+    """)
+    assert "gen" in got["failed"] and got["data"] == [1, 2, 3], got  # not [1, 2, 3, 3]
+
+
+def test_with_include_what_the_replayed_values_read_is_bound_too(fresh) -> None:
+    _hibernate_run(fresh, "k = 10\ngen = (x * k for x in range(3))\n")
+    got = fresh.json("""
+        import json
+        import hibernate
+        r = hibernate.load("job.hib", replay=True, include=["gen"])
+        print(json.dumps({"values": list(gen), "notes": dict(r.notes)}))
+    """)
+    assert got["values"] == [0, 10, 20], got
+    assert "bound by the replay" in got["notes"]["k"], got

@@ -10,8 +10,10 @@ same name, qualified name and first line (never running the source, only compili
 with no source it raises ``CodeVersionError`` for that entry, naming both versions.
 
 Source comes from ``linecache``: the script file, or the cell an IPython shell registered.
-It is checked at save time by compiling it and comparing the bytecode, so an edited script
-never supplies a different function.
+It is checked at save time by compiling it and comparing the code (bytecode, names and
+constants), so an edited script never supplies a different function; two functions with the
+same name on the same line (``add, sub = lambda ..., lambda ...``) are told apart by their
+order.
 
 Non-goals: translating bytecode between versions; functions defined by ``exec`` of a
 string (no source) come back on the same Python only.
@@ -50,23 +52,14 @@ def _qualname(code: types.CodeType) -> str:
 
 
 Index = dict[tuple[str, str, int], list[types.CodeType]]
+Source = tuple[str, str, str, int, int, int]  # file, text, qualname, first line, mode, ordinal
 
 
-@functools.lru_cache(maxsize=64)
-def _compiled(filename: str, text: str) -> Index | None:
-    """Every code object compiled from ``text``, by (name, qualified name, first line);
-    None when the text does not compile on this Python. The text is compiled whole (a
-    script) and statement by statement (how IPython compiles a cell), which can give other
-    bytecode for the same function: both are candidates."""
-    try:
-        tree = ast.parse(text, filename)
-        tops = [compile(text, filename, "exec", dont_inherit=True)]
-        tops += [compile(ast.Module(body=[node], type_ignores=[]), filename, "exec",
-                         dont_inherit=True) for node in tree.body if len(tree.body) > 1]
-    except (SyntaxError, ValueError, RecursionError):
-        return None
+def _index(top: types.CodeType) -> Index:
+    """Every code object under ``top`` by (name, qualified name, first line), in the order a
+    breadth-first walk of the constants meets them (source order, on every version)."""
     found: Index = {}
-    todo = tops
+    todo = [top]
     while todo:
         code = todo.pop(0)
         found.setdefault((code.co_name, _qualname(code), code.co_firstlineno), []).append(code)
@@ -75,25 +68,64 @@ def _compiled(filename: str, text: str) -> Index | None:
 
 
 @functools.lru_cache(maxsize=64)
+def _compiled(filename: str, text: str) -> tuple[Index, Index] | None:
+    """The code objects compiled from ``text`` whole (a script; mode 0) and statement by
+    statement (how IPython compiles a cell; mode 1), each indexed; None when the text does
+    not compile on this Python."""
+    try:
+        tree = ast.parse(text, filename)
+        whole = compile(text, filename, "exec", dont_inherit=True)
+        parts = [compile(ast.Module(body=[node], type_ignores=[]), filename, "exec",
+                         dont_inherit=True) for node in tree.body]
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    by_statement: Index = {}
+    for part in parts:
+        for key, codes in _index(part).items():
+            by_statement.setdefault(key, []).extend(codes)
+    return _index(whole), by_statement
+
+
+def _same(a: types.CodeType, b: types.CodeType) -> bool:
+    """The same code: bytecode, names and constants (nested code compared the same way), so
+    a source edited only in a constant is not taken for the code that was saved."""
+    if (a.co_code, a.co_names, a.co_varnames, a.co_freevars) != (
+            b.co_code, b.co_names, b.co_varnames, b.co_freevars):
+        return False
+    if len(a.co_consts) != len(b.co_consts):
+        return False
+    for x, y in zip(a.co_consts, b.co_consts):
+        if isinstance(x, types.CodeType) and isinstance(y, types.CodeType):
+            if not _same(x, y):
+                return False
+        elif type(x) is not type(y) or x != y:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
 def _joined(lines: tuple[str, ...]) -> str:
     return "".join(lines)  # one str object per text: a pickle stream holds it once
 
 
-def _source_of(code: types.CodeType) -> tuple[str, str, str, int] | None:
-    """(filename, source text, qualified name, first line) when the source ``code`` was
-    compiled from is known and compiles to the same bytecode here; else None."""
+def _source_of(code: types.CodeType) -> Source | None:
+    """Where ``code`` is in the source it was compiled from, when that source is known and
+    compiles to the very same code here: (filename, text, qualified name, first line, mode,
+    ordinal among the code objects with that name and first line). Else None."""
     filename = code.co_filename
     lines = linecache.getlines(filename)
     if not lines:
         return None
     text = _joined(tuple(lines))
-    index = _compiled(filename, text)
-    if index is None:
+    indexes = _compiled(filename, text)
+    if indexes is None:
         return None
-    twins = index.get((code.co_name, _qualname(code), code.co_firstlineno), [])
-    if not any(t.co_code == code.co_code for t in twins):  # edited since: not its source
-        return None
-    return filename, text, _qualname(code), code.co_firstlineno
+    key = (code.co_name, _qualname(code), code.co_firstlineno)
+    for mode, index in enumerate(indexes):
+        for ordinal, twin in enumerate(index.get(key, [])):
+            if _same(twin, code):
+                return filename, text, key[1], key[2], mode, ordinal
+    return None  # edited since, or compiled another way: not its source
 
 
 def code_reduce(code: types.CodeType) -> tuple[object, ...]:
@@ -102,7 +134,7 @@ def code_reduce(code: types.CodeType) -> tuple[object, ...]:
 
 
 def _make_code(magic: bytes, tag: str, name: str, bytecode: bytes,
-               source: tuple[str, str, str, int] | None) -> types.CodeType:
+               source: Source | None) -> types.CodeType:
     """Rebuild a code object: from its bytecode on the Python that compiled it, from its
     source on any other."""
     if magic == MAGIC:
@@ -114,20 +146,20 @@ def _make_code(magic: bytes, tag: str, name: str, bytecode: bytes,
         raise CodeVersionError(
             f"{name!r} was saved by value as bytecode for {tag} with no source to rebuild it "
             f"from; this is {TAG}: load it with that Python, or define it again")
-    filename, text, qualname, firstlineno = source
-    index = _compiled(filename, text)
-    found = (index or {}).get((name, qualname, firstlineno))
+    filename, text, qualname, firstlineno, mode, ordinal = source
+    indexes = _compiled(filename, text)
+    index = indexes[mode] if indexes is not None and mode in (0, 1) else {}
+    found = index.get((name, qualname, firstlineno))
     if not found:  # an older Python has no co_qualname: match on name and line
-        found = next((c for (n, _, line), c in (index or {}).items()
+        found = next((c for (n, _, line), c in index.items()
                       if n == name and line == firstlineno), None)
-    code = found[0] if found else None
-    if code is None:
+    if not found or not 0 <= ordinal < len(found):
         raise CodeVersionError(f"{qualname!r} was saved on {tag}; its saved source does not "
                                f"compile to it on {TAG}")
     rebuilt = _rebuilt.get()
     if rebuilt is not None:
         rebuilt.append((qualname, tag))
-    return code
+    return found[ordinal]
 
 
 @contextlib.contextmanager

@@ -36,7 +36,8 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Cell", "CellInfo", "Slicer", "analyze", "side_effects", "slice_for"]
+__all__ = ["Cell", "CellInfo", "Slicer", "analyze", "effect_of", "effects_in_order",
+           "side_effects", "slice_for"]
 
 _OPAQUE_CALLS = frozenset({"exec", "eval", "globals", "vars", "setattr", "delattr",
                            "__import__", "locals"})
@@ -97,6 +98,46 @@ _EFFECT_METHODS: dict[str, str] = {
                                     "hardlink_to", "chmod")},
 }
 _WRITE_MODES = frozenset("wax+")
+# Modules whose every call acts outside the session (but these few)
+_OUTSIDE = {"shutil": "changes files", "subprocess": "starts a process",
+            "socket": "uses the network", "urllib": "uses the network",
+            "requests": "uses the network", "httpx": "uses the network",
+            "http": "uses the network", "ftplib": "uses the network",
+            "smtplib": "uses the network", "telnetlib": "uses the network",
+            "webbrowser": "uses the network", "multiprocessing": "starts a process",
+            "pty": "starts a process"}
+_HARMLESS = frozenset({"shutil.which", "shutil.disk_usage", "shutil.get_terminal_size",
+                       "urllib.parse", "http.HTTPStatus", "socket.gethostname"})
+_OS_PREFIXES = {"os.exec": "starts a process", "os.spawn": "starts a process",
+                "os.posix_spawn": "starts a process", "os.fork": "starts a process",
+                "os.kill": "starts a process", "os.write": "writes files",
+                "asyncio.create_subprocess": "starts a process"}
+# Openers that write when given a writing mode (second argument or ``mode=``)
+_OPENERS = frozenset({"open", "io.open", "os.open", "codecs.open", "gzip.open", "bz2.open",
+                      "lzma.open", "tarfile.open", "zipfile.ZipFile", "shelve.open",
+                      "dbm.open"})
+
+
+def effect_of(name: str, mode: str | None) -> str | None:
+    """What a call of ``name`` (dotted, resolved through imports) does outside the session,
+    or None. ``mode``: its mode argument's text ("" when absent, None when not a string)."""
+    if name in _EFFECTS:
+        return f"{_EFFECTS[name]} ({name})"
+    if name in _OPENERS or name.endswith(".open") and name.split(".")[0] in (
+            "io", "gzip", "bz2", "lzma", "tarfile", "codecs"):
+        if mode is None or _WRITE_MODES & set(mode):
+            return f"writes a file ({name}(..., {mode if mode is not None else '?'!r}))"
+        return None
+    if name.startswith(tuple(_OS_PREFIXES)):
+        prefix = next(p for p in _OS_PREFIXES if name.startswith(p))
+        return f"{_OS_PREFIXES[prefix]} ({name})"
+    root = name.split(".")[0]
+    if root in _OUTSIDE and not name.startswith(tuple(_HARMLESS)):
+        return f"{_OUTSIDE[root]} ({name})"
+    if name.endswith((".save", ".dump")) and root in ("torch", "joblib", "dill", "np",
+                                                       "numpy", "pickle", "json", "yaml"):
+        return f"writes files ({name})"
+    return None
 
 
 @dataclass(frozen=True)
@@ -118,6 +159,10 @@ class CellInfo:
     opaque: bool = False
     imports: frozenset[str] = frozenset()  # names bound by import statements
     chdir: bool = False  # changes the working directory (os.chdir, %cd)
+    # what its imports bind (``sp`` -> ``subprocess``, ``rmtree`` -> ``shutil.rmtree``) and
+    # the dotted calls it makes, with their mode argument: effects are found through them
+    aliases: tuple[tuple[str, str], ...] = ()
+    calls: tuple[tuple[str, str | None], ...] = ()
     star: bool = False
     effects: tuple[str, ...] = ()
     functions: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
@@ -164,6 +209,8 @@ class _Scope(ast.NodeVisitor):
         self.chdir = False
         self.star = False
         self.effects: list[str] = []
+        self.aliases: dict[str, str] = {}
+        self.calls: list[tuple[str, str | None]] = []
         self.functions: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
     # -- bindings -----------------------------------------------------------------------
@@ -241,6 +288,7 @@ class _Scope(ast.NodeVisitor):
             name = alias.asname or alias.name.split(".")[0]
             self.binds.add(name)
             self.imports.add(name)
+            self.aliases[name] = alias.name if alias.asname else name
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         for alias in node.names:
@@ -249,6 +297,8 @@ class _Scope(ast.NodeVisitor):
             else:
                 self.binds.add(alias.asname or alias.name)
                 self.imports.add(alias.asname or alias.name)
+                if node.module and not node.level:
+                    self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
 
     def visit_Global(self, node: ast.Global) -> None:
         self.globals.update(node.names)
@@ -331,17 +381,22 @@ class _Scope(ast.NodeVisitor):
 
     def _effects(self, node: ast.Call, name: str | None) -> None:
         method = node.func.attr if isinstance(node.func, ast.Attribute) else None
-        if name is not None and name in _EFFECTS:
-            self.effects.append(f"{_EFFECTS[name]} ({name})")
-        elif method is not None and method in _EFFECT_METHODS:
+        mode_node = node.args[1] if len(node.args) > 1 else next(
+            (k.value for k in node.keywords if k.arg == "mode"), None)
+        mode = _string(mode_node) if mode_node is not None else ""
+        if name is not None:
+            self.calls.append((name, mode))  # found again with earlier cells' imports
+            head, _, rest = name.partition(".")
+            resolved = self.aliases.get(head, head) + (f".{rest}" if rest else "")
+            found = effect_of(resolved, mode)
+            if found is not None:
+                self.effects.append(found)
+                return
+        if method is not None and method in _EFFECT_METHODS:
             self.effects.append(f"{_EFFECT_METHODS[method]} (.{method})")
-        elif name in ("open", "io.open", "os.open", "codecs.open") or method == "open":
-            mode = node.args[1] if len(node.args) > 1 else next(
-                (k.value for k in node.keywords if k.arg == "mode"), None)
-            text = _string(mode) if mode is not None else "r"
-            if text is None or _WRITE_MODES & set(text):
-                self.effects.append(f"writes a file ({name or 'open'}(..., "
-                                    f"{text if text is not None else '?'!r}))")
+        elif method == "open" and (mode is None or _WRITE_MODES & set(mode)):
+            self.effects.append(f"writes a file (.open(..., "
+                                f"{mode if mode is not None else '?'!r}))")
 
     # -- nested scopes ------------------------------------------------------------------
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
@@ -361,6 +416,7 @@ class _Scope(ast.NodeVisitor):
         self.opaque |= inner.opaque
         self.chdir |= inner.chdir
         self.effects += inner.effects
+        self.calls += inner.calls
         for reads, w in inner.functions.values():  # nested functions' globals
             free |= reads - inner.binds
             writes |= w
@@ -389,6 +445,7 @@ class _Scope(ast.NodeVisitor):
             writes |= w
         self.opaque |= inner.opaque
         self.effects += inner.effects
+        self.calls += inner.calls
         self.binds.add(node.name)
         self.functions[node.name] = (frozenset(reads), frozenset(writes))
 
@@ -412,6 +469,7 @@ class _Scope(ast.NodeVisitor):
         self.changes |= inner.changes - inner.binds
         self.opaque |= inner.opaque
         self.effects += inner.effects
+        self.calls += inner.calls
         self.functions.update(inner.functions)
 
     visit_ListComp = _comprehension
@@ -433,14 +491,35 @@ def analyze(code: str) -> CellInfo:
         scope.visit(stmt)
     return CellInfo(frozenset(scope.binds), frozenset(scope.reads - _BUILTINS),
                     frozenset(scope.changes - _BUILTINS), scope.opaque,
-                    frozenset(scope.imports), scope.chdir, scope.star,
+                    frozenset(scope.imports), scope.chdir,
+                    tuple(scope.aliases.items()), tuple(scope.calls), scope.star,
                     tuple(dict.fromkeys(scope.effects)), dict(scope.functions))
 
 
 def side_effects(code: str) -> tuple[str, ...]:
     """What ``code`` does outside the session (files, processes, network), as far as its
     direct calls say."""
-    return analyze(code).effects
+    return effects_in_order([analyze(code)])[0]
+
+
+def effects_in_order(infos: Sequence[CellInfo]) -> list[tuple[str, ...]]:
+    """Each cell's effects, its calls resolved through the imports of the cells before it
+    (``from shutil import rmtree`` in one cell, ``rmtree(p)`` in a later one)."""
+    aliases: dict[str, str] = {}
+    out = []
+    for info in infos:
+        for name in info.binds - info.imports:
+            aliases.pop(name, None)  # rebound to something else
+        aliases.update(info.aliases)
+        found = list(info.effects)
+        for name, mode in info.calls:
+            head, _, rest = name.partition(".")
+            if head in aliases:
+                effect = effect_of(aliases[head] + (f".{rest}" if rest else ""), mode)
+                if effect is not None:
+                    found.append(effect)
+        out.append(tuple(dict.fromkeys(found)))
+    return out
 
 
 def slice_for(names: Iterable[str], cells: Sequence[Cell],

@@ -37,7 +37,7 @@ from .._reports import LoadReport
 from ..errors import UntrustedFileError
 from ..format import How, Kind
 from ..format._manifest import Entry, Manifest
-from ._cells import Cell, Slicer
+from ._cells import Cell, Slicer, effects_in_order
 from ._naming import Selector, ipython_hidden
 
 __all__ = ["attach_slices", "check_replay", "record_script_cells", "recorded_cells", "replay",
@@ -118,10 +118,10 @@ def attach_slices(entries: Sequence[Entry], ns: dict[str, Any]
         out.append(replace(e, how=how, extra={**e.extra, "replay": numbers}))
     if not used:
         return tuple(out), None
+    effects = effects_in_order(slicer.infos)
     section = {"origin": origin, "cwd": start, "cells": [
-        {"number": c.number, "code": c.code, "failed": c.failed,
-         "effects": list(info.effects)}
-        for c, info in zip(cells, slicer.infos) if c.number in used]}
+        {"number": c.number, "code": c.code, "failed": c.failed, "effects": list(found)}
+        for c, found in zip(cells, effects) if c.number in used]}
     return tuple(out), section
 
 
@@ -209,27 +209,40 @@ def replay(manifest: Manifest, ns: dict[str, Any], restored: Sequence[str],
     here = os.getcwd()
     start = _start_directory(manifest)
     broken: dict[int, str] = {}
+    extra: dict[str, object] = {}
+    stopped: dict[str, int] = {}  # variable -> the first of its cells that broke
     made: dict[str, object] = {}
     try:
         if start is not None:
             os.chdir(start)
         ns.setdefault("__builtins__", __builtins__)
         for n in order:
+            # a cell runs only for a variable whose slice is whole so far: after a cell of
+            # it was held back or failed, the later ones would change restored objects
+            alive = [t for t, numbers in plan.items() if n in numbers and t not in stopped]
+            if not alive:
+                continue
             cell = cells.get(n)
             if cell is None:
                 broken[n] = "its code is not in the file"
-                continue
-            if n in held and not run_all:
+            elif n in held and not run_all:
                 broken[n] = f"it {'; '.join(held[n])} (replay='all' runs it)"
-                continue
-            try:
-                code = compile(ast.parse(cell["code"]), f"<replayed cell {n}>", "exec")
-                exec(code, ns)  # noqa: S102 (replay is code from a trusted file)
-            except Exception as e:
-                if not cell["failed"]:
-                    broken[n] = f"it raised {type(e).__name__}: {e}"
+            else:
+                try:
+                    code = compile(ast.parse(cell["code"]), f"<replayed cell {n}>", "exec")
+                    exec(code, ns)  # noqa: S102 (replay is code from a trusted file)
+                except Exception as e:
+                    if not cell["failed"]:
+                        broken[n] = f"it raised {type(e).__name__}: {e}"
+            if n in broken:
+                stopped.update(dict.fromkeys(alive, n))
         made = {name: ns[name] for name in plan if name in ns
                 and (name not in before or ns[name] is not before[name])}
+        # variables of the saved session that the replay made and the namespace lacks
+        # (left out by include=): what was replayed reads them, so they stay
+        session = {e.name for e in manifest.entries}
+        extra = {name: ns[name] for name in ns
+                 if name not in before and name in session and name not in plan}
     finally:
         os.chdir(here)
         for name in [k for k in ns if k not in before]:
@@ -240,14 +253,17 @@ def replay(manifest: Manifest, ns: dict[str, Any], restored: Sequence[str],
     replayed: dict[str, str] = {}
     lost: dict[str, str] = {}
     for name, numbers in plan.items():
-        bad = [n for n in numbers if n in broken]
-        if bad:
-            lost[name] = f"replay: needs cell {bad[0]}, and {broken[bad[0]]}"
+        if name in stopped:
+            lost[name] = f"replay: needs cell {stopped[name]}, and {broken[stopped[name]]}"
         elif name not in made:
             lost[name] = "replay: the recorded cells did not make it"
         else:
             ns[name] = made[name]
             replayed[name] = f"replayed: cells {', '.join(map(str, numbers))}"
+    if replayed:
+        for name, value in extra.items():
+            ns[name] = value
+            replayed[name] = "bound by the replay (the replayed variables read it)"
     return plan, replayed, lost
 
 
