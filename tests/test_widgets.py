@@ -21,7 +21,8 @@ import ipywidgets as widgets
 level = widgets.IntSlider(value=7, min=0, max=20, description="level")
 name = widgets.Text(value="sensor-3")
 row = widgets.HBox([level, name])
-choice = widgets.Dropdown(options=["mean", "median", "max"], value="median")
+choice = widgets.Dropdown(options=[("mean", 1), ("median", 1), ("max", 2)], index=1)
+choice.add_class("wide")
 picks = widgets.SelectMultiple(options=[1, 2, 3], value=(1, 3))
 level.value = 12
 row.layout.width = "50%"
@@ -31,7 +32,8 @@ CHECK = """
 import json
 print(json.dumps({
     "types": [type(v).__name__ for v in (level, name, row, choice, picks)],
-    "values": [level.value, level.max, name.value, choice.value, list(picks.value)],
+    "values": [level.value, level.max, name.value, choice.label, list(picks.value),
+               list(choice._dom_classes)],
     "same": row.children[0] is level and row.children[1] is name,
     "width": row.layout.width,
     "live": bool(level.model_id) and level.comm is not None,
@@ -59,5 +61,5 @@ def test_widgets_come_back_live_in_a_fresh_kernel(tmp_path: Path) -> None:
     finally:
         k.close()
     assert got == {"types": ["IntSlider", "Text", "HBox", "Dropdown", "SelectMultiple"],
-                   "values": [12, 20, "sensor-3", "median", [1, 3]], "same": True,
+                   "values": [12, 20, "sensor-3", "median", [1, 3], ["wide"]], "same": True,
                    "width": "50%", "live": True}

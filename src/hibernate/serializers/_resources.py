@@ -59,15 +59,15 @@ def is_widget(obj: object) -> bool:
 
 def widget_state(obj: Any) -> dict[str, Any]:
     """A widget's synced state, by trait name (widgets it holds stay widget objects).
-    Selection widgets sync an index into options they keep unsynced: the options and the
-    value are taken instead."""
-    state = {k: getattr(obj, k) for k in obj.keys if not k.startswith("_")}
+    Selection widgets sync an index into options they keep unsynced: the options are taken
+    too, and the index (not the value, which may repeat)."""
+    state = {k: getattr(obj, k) for k in obj.keys
+             if not k.startswith("_") or k == "_dom_classes"}  # (add_class)
     if obj.has_trait("options"):
+        # options, then the selected index (values may repeat; an index does not)
         state["options"] = obj.options
-        state.pop("index", None)
-        state.pop("label", None)
-        if obj.has_trait("value"):
-            state["value"] = obj.value
+        for key in ("value", "label"):
+            state.pop(key, None)
     return state
 
 

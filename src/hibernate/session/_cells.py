@@ -35,6 +35,7 @@ import builtins
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Cell", "CellInfo", "Slicer", "analyze", "effect_of", "effects_in_order",
            "side_effects", "slice_for"]
@@ -49,8 +50,9 @@ _QUIET_MAGICS = frozenset({"matplotlib", "load_ext", "reload_ext", "unload_ext",
                            "pinfo2", "psearch", "lsmagic", "magic", "page", "colors",
                            "pdb", "debug", "tb", "pip", "conda", "notebook",
                            "prun", "env", "alias_magic", "automagic", "autocall"})
-_CODE_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
+_CODE_MAGICS = frozenset({"time", "timeit", "capture", "prun"})  # (timeit binds nothing)
 _BUILTINS = frozenset(dir(builtins))
+RANDOM = "<random>"  # the global random generators, as a name that cells read and change
 # Builtins that never change their arguments, iterators included (``sum``, ``list``,
 # ``sorted`` consume a generator, so they are not here).
 _PURE_CALLS = frozenset({"print", "len", "repr", "str", "isinstance", "issubclass", "type",
@@ -166,6 +168,10 @@ class CellInfo:
     star: bool = False
     effects: tuple[str, ...] = ()
     functions: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+    maybe: frozenset[str] = frozenset()  # bound only where it may not be (if, try, loops)
+    called: frozenset[str] = frozenset()  # plain names it calls
+    receivers: frozenset[str] = frozenset()  # names whose methods it calls
+    dynamic: bool = False  # calls something the code does not name
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -212,11 +218,30 @@ class _Scope(ast.NodeVisitor):
         self.aliases: dict[str, str] = {}
         self.calls: list[tuple[str, str | None]] = []
         self.functions: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self.depth = 0            # inside if/for/while/try/with/match: bindings may not happen
+        self.maybe: set[str] = set()   # names bound only where they may not be
+        self.sure: set[str] = set()    # names bound where they surely are
+        self.walrus: set[str] = set()  # := targets (they bind in the enclosing scope)
+        self.called: set[str] = set()  # plain names called (f(...))
+        self.receivers: set[str] = set()  # names whose methods are called (x.m(...))
+        self.dynamic = False      # calls through subscripts or results (fs["k"](), f()())
+        self.last_lambda: tuple[frozenset[str], frozenset[str]] | None = None
+
+    def _bound(self, name: str) -> None:
+        self.binds.add(name)
+        (self.maybe if self.depth else self.sure).add(name)
+
+    def _nested(self, stmts: Iterable[ast.AST]) -> None:
+        """Statements that may not run (a branch, a loop body, a try)."""
+        self.depth += 1
+        for stmt in stmts:
+            self.visit(stmt)
+        self.depth -= 1
 
     # -- bindings -----------------------------------------------------------------------
     def _bind_target(self, target: ast.AST) -> None:
         if isinstance(target, ast.Name):
-            self.binds.add(target.id)
+            self._bound(target.id)
         elif isinstance(target, (ast.Tuple, ast.List)):
             for t in target.elts:
                 self._bind_target(t)
@@ -229,11 +254,19 @@ class _Scope(ast.NodeVisitor):
             self.visit(target)
 
     def visit_Assign(self, node: ast.Assign) -> None:
+        self.last_lambda = None
         self.visit(node.value)
         for t in node.targets:
             self._bind_target(t)
+        spec = self.last_lambda
+        if spec is not None and isinstance(node.value, (ast.Lambda, ast.GeneratorExp)):
+            # f = lambda: k and gen = (x * k ...) read k when called or consumed
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    self.functions[t.id] = spec
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.visit(node.annotation)  # evaluated at once (without the __future__ import)
         if node.value is not None:
             self.visit(node.value)
             self._bind_target(node.target)
@@ -245,17 +278,19 @@ class _Scope(ast.NodeVisitor):
             self.reads.add(base)
             self.changes.add(base)  # x += [1] changes a list in place
             if isinstance(node.target, ast.Name):
-                self.binds.add(base)
+                self._bound(base)
         self.visit(node.target)
 
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self.visit(node.value)
         self._bind_target(node.target)
+        if isinstance(node.target, ast.Name):
+            self.walrus.add(node.target.id)
 
     def visit_Delete(self, node: ast.Delete) -> None:
         for t in node.targets:
             if isinstance(t, ast.Name):
-                self.binds.add(t.id)
+                self._bound(t.id)
             else:
                 base = _base(t)
                 if base is not None:
@@ -267,26 +302,67 @@ class _Scope(ast.NodeVisitor):
         base = _base(node.iter)
         if base is not None:
             self.changes.add(base)  # iterating consumes an iterator
+        self.depth += 1  # an empty iterable binds nothing
         self._bind_target(node.target)
-        for stmt in [*node.body, *node.orelse]:
-            self.visit(stmt)
+        self.depth -= 1
+        self._nested([*node.body, *node.orelse])
 
     visit_AsyncFor = visit_For
+
+    def visit_While(self, node: ast.While) -> None:
+        self.visit(node.test)
+        self._nested([*node.body, *node.orelse])
+
+    def visit_If(self, node: ast.If) -> None:
+        self.visit(node.test)
+        self._nested([*node.body, *node.orelse])
+
+    def visit_Try(self, node: ast.Try) -> None:
+        self._nested([*node.body, *node.handlers, *node.orelse, *node.finalbody])
+
+    def visit_TryStar(self, node: Any) -> None:  # (3.11+)
+        self._nested([*node.body, *node.handlers, *node.orelse, *node.finalbody])
+
+    def visit_Match(self, node: ast.Match) -> None:
+        self.visit(node.subject)
+        self.depth += 1
+        for case in node.cases:
+            self.visit(case.pattern)
+            if case.guard is not None:
+                self.visit(case.guard)
+            for stmt in case.body:
+                self.visit(stmt)
+        self.depth -= 1
+
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        if node.pattern is not None:
+            self.visit(node.pattern)
+        if node.name:
+            self._bound(node.name)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        if node.name:
+            self._bound(node.name)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        for child in [*node.keys, *node.patterns]:
+            self.visit(child)
+        if node.rest:
+            self._bound(node.rest)
 
     def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
         for item in node.items:
             self.visit(item.context_expr)
             if item.optional_vars is not None:
                 self._bind_target(item.optional_vars)
-        for stmt in node.body:
-            self.visit(stmt)
+        self._nested(node.body)  # a context manager may suppress what follows
 
     visit_AsyncWith = visit_With
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             name = alias.asname or alias.name.split(".")[0]
-            self.binds.add(name)
+            self._bound(name)
             self.imports.add(name)
             self.aliases[name] = alias.name if alias.asname else name
 
@@ -295,7 +371,7 @@ class _Scope(ast.NodeVisitor):
             if alias.name == "*":
                 self.star = True
             else:
-                self.binds.add(alias.asname or alias.name)
+                self._bound(alias.asname or alias.name)
                 self.imports.add(alias.asname or alias.name)
                 if node.module and not node.level:
                     self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
@@ -307,7 +383,7 @@ class _Scope(ast.NodeVisitor):
         if node.type is not None:
             self.visit(node.type)
         if node.name:
-            self.binds.add(node.name)
+            self._bound(node.name)
         for stmt in node.body:
             self.visit(stmt)
 
@@ -315,24 +391,41 @@ class _Scope(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             self.reads.add(node.id)
-        elif isinstance(node.ctx, ast.Store):
-            self.binds.add(node.id)
+            if node.id == "__main__":
+                self.opaque = True
         else:
-            self.binds.add(node.id)
+            self._bound(node.id)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        # writes into the namespace the analysis cannot follow: ip.user_ns[...] = ...,
+        # sys.modules["__main__"].x = ...
+        if node.attr in ("user_ns", "user_global_ns") or _dotted(node) == "sys.modules":
+            self.opaque = True
+        self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         name = _dotted(node.func)
-        if name in _OPAQUE_CALLS:
-            self.opaque = True
         if name == "os.chdir":
             self.chdir = True
         if self._magic(node):
             return
+        if name in _OPAQUE_CALLS or (name or "").endswith((".exec", ".eval")) or (
+                isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("push", "run_cell", "ex", "ev", "run_line_magic",
+                                       "run_cell_magic", "magic")):
+            self.opaque = True  # code or names the analysis cannot see: ip.push({...})
         self._effects(node, name)
-        if isinstance(node.func, ast.Attribute):
+        if isinstance(node.func, ast.Name):
+            self.called.add(node.func.id)
+        elif isinstance(node.func, ast.Attribute):
             base = _base(node.func)
             if base is not None:
                 self.changes.add(base)  # a method may change its receiver
+                self.receivers.add(base)
+            else:
+                self.dynamic = True
+        else:  # fs["k"](), make()(): what runs is not known from the code
+            self.dynamic = True
         for arg in [*node.args, *(k.value for k in node.keywords)]:
             base = _base(arg)
             if base is not None and name not in _PURE_CALLS:
@@ -365,8 +458,22 @@ class _Scope(ast.NodeVisitor):
             except SyntaxError:
                 self.opaque = True
                 return True
-            for stmt in inner.body:
-                self.visit(stmt)
+            if magic == "timeit":  # runs in a namespace of its own: it reads, binds nothing
+                scratch = _Scope()
+                for stmt in inner.body:
+                    scratch.visit(stmt)
+                self.reads |= scratch.reads - scratch.binds
+                self.changes |= scratch.changes - scratch.binds
+                self.effects += scratch.effects
+                self.calls += scratch.calls
+                self.opaque |= scratch.opaque
+            else:
+                for stmt in inner.body:
+                    self.visit(stmt)
+            if magic == "capture" and args[1]:
+                target = str(args[1]).split()[-1] if str(args[1]).split() else ""
+                if target.isidentifier():
+                    self._bound(target)
         elif magic in ("writefile", "sx", "system", "bash", "sh", "script", "html",
                        "javascript", "js", "svg", "latex", "markdown"):
             if magic == "writefile":
@@ -405,6 +512,11 @@ class _Scope(ast.NodeVisitor):
         a = node.args
         for default in [*a.defaults, *(d for d in a.kw_defaults if d is not None)]:
             self.visit(default)
+        for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
+            if arg is not None and arg.annotation is not None:
+                self.visit(arg.annotation)  # evaluated when the def runs
+        if not isinstance(node, ast.Lambda) and node.returns is not None:
+            self.visit(node.returns)
         params = [x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs]]
         params += [x.arg for x in (a.vararg, a.kwarg) if x is not None]
         inner = _Scope(params)
@@ -423,8 +535,10 @@ class _Scope(ast.NodeVisitor):
         if isinstance(node, ast.Lambda):
             self.reads |= free
             self.changes |= inner.changes - inner.binds
+            self.last_lambda = (frozenset(free | (inner.changes - inner.binds)),
+                                frozenset(writes))
         else:
-            self.binds.add(node.name)
+            self._bound(node.name)
             self.functions[node.name] = (frozenset(free | (inner.changes - inner.binds)),
                                          frozenset(writes))
 
@@ -443,20 +557,23 @@ class _Scope(ast.NodeVisitor):
         for _, (r, w) in inner.functions.items():
             reads |= r
             writes |= w
+        self.reads |= set(inner.reads) - inner.binds  # the body runs when the class is made
+        self.changes |= inner.changes - inner.binds
         self.opaque |= inner.opaque
         self.effects += inner.effects
         self.calls += inner.calls
-        self.binds.add(node.name)
+        self._bound(node.name)
         self.functions[node.name] = (frozenset(reads), frozenset(writes))
 
     def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp
                        | ast.DictComp) -> None:
         inner = _Scope()
-        for gen in node.generators:
-            inner.visit(gen.iter)
+        for k, gen in enumerate(node.generators):
+            where = self if k == 0 else inner  # the first iterable is read outside
+            where.visit(gen.iter)
             base = _base(gen.iter)
             if base is not None:
-                inner.changes.add(base)
+                where.changes.add(base)
             inner._bind_target(gen.target)
             for cond in gen.ifs:
                 inner.visit(cond)
@@ -465,12 +582,21 @@ class _Scope(ast.NodeVisitor):
             inner.visit(node.value)
         else:
             inner.visit(node.elt)
-        self.reads |= inner.reads - inner.binds
-        self.changes |= inner.changes - inner.binds
+        local = inner.binds - inner.walrus
+        self.reads |= inner.reads - local
+        self.changes |= inner.changes - local
+        for name in inner.walrus:  # := in a comprehension binds in the enclosing scope
+            self._bound(name)
+            self.walrus.add(name)
         self.opaque |= inner.opaque
         self.effects += inner.effects
         self.calls += inner.calls
         self.functions.update(inner.functions)
+        self.called |= inner.called - local
+        self.receivers |= inner.receivers - local
+        self.dynamic |= inner.dynamic
+        if isinstance(node, ast.GeneratorExp):
+            self.last_lambda = (frozenset(inner.reads - local), frozenset())
 
     visit_ListComp = _comprehension
     visit_SetComp = _comprehension
@@ -493,7 +619,9 @@ def analyze(code: str) -> CellInfo:
                     frozenset(scope.changes - _BUILTINS), scope.opaque,
                     frozenset(scope.imports), scope.chdir,
                     tuple(scope.aliases.items()), tuple(scope.calls), scope.star,
-                    tuple(dict.fromkeys(scope.effects)), dict(scope.functions))
+                    tuple(dict.fromkeys(scope.effects)), dict(scope.functions),
+                    frozenset(scope.maybe - scope.sure), frozenset(scope.called),
+                    frozenset(scope.receivers), scope.dynamic)
 
 
 def side_effects(code: str) -> tuple[str, ...]:
@@ -514,7 +642,7 @@ def effects_in_order(infos: Sequence[CellInfo]) -> list[tuple[str, ...]]:
         found = list(info.effects)
         for name, mode in info.calls:
             head, _, rest = name.partition(".")
-            if head in aliases:
+            if head in aliases and effect_of(name, mode) is None:
                 effect = effect_of(aliases[head] + (f".{rest}" if rest else ""), mode)
                 if effect is not None:
                     found.append(effect)
@@ -539,13 +667,43 @@ class Slicer:
         # what each cell really reads, binds and changes once the session's own functions
         # it names are expanded (with their definitions as of that cell)
         self.reads: list[set[str]] = []
+        self.maybe: list[set[str]] = []
         self.binds: list[set[str]] = []
         self.changes: list[set[str]] = []
         known: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        classes: set[str] = set()  # the session's classes among ``known``
         imported: set[str] = set()  # names bound to what an import gave (modules...)
+        aliases: dict[str, str] = {}
         for info in self.infos:
             r, b, c = set(info.reads), set(info.binds), set(info.changes)
             c -= imported  # pd.read_csv(...) does not change pd: it comes back by reference
+            for name in info.binds - info.imports:
+                aliases.pop(name, None)
+            aliases.update(info.aliases)
+            # the global random generators: every draw changes what the next one gives
+            for name, _ in info.calls:
+                head, _, rest = name.partition(".")
+                full = aliases.get(head, head) + (f".{rest}" if rest else "")
+                if full.startswith(("random.", "numpy.random.")):
+                    r.add(RANDOM)
+                    c.add(RANDOM)
+                    if full in ("random.seed", "numpy.random.seed", "random.setstate",
+                                "numpy.random.set_state"):
+                        b.add(RANDOM)  # a known state from here on
+            # calls the code does not name (a method of a session class on an instance, a
+            # function kept in a dict, a partial): they may run any of the session's code
+            unknown = [n for n in info.called
+                       if n not in known and n not in imported and n not in _BUILTINS]
+            if info.dynamic or unknown:
+                every = list(known.values())
+            elif [n for n in info.receivers if n not in imported]:
+                every = [known[k] for k in classes if k in known]
+            else:
+                every = []
+            for f_reads, f_writes in every:
+                r |= f_reads
+                b |= f_writes
+                c |= f_reads
             todo, seen = list(r | c), set()
             while todo:
                 n = todo.pop()
@@ -560,8 +718,10 @@ class Slicer:
             for fn, spec in info.functions.items():
                 known[fn] = spec
                 r |= spec[0] - b  # a def reads (at call time) what its body reads
+            classes |= {fn for fn in info.functions if fn in info.binds and fn[:1].isupper()}
             imported -= b - info.imports
             imported |= info.imports
+            self.maybe.append(set(info.maybe))
             self.reads.append(r)
             self.binds.append(b)
             self.changes.append(c)
@@ -591,16 +751,18 @@ class Slicer:
                 continue
             seen.add((name, end))
             start = None
+            maybes = []  # cells that may bind it (in a branch): the search goes on past them
             for i in range(end - 1, -1, -1):
-                if name in binds[i] or infos[i].opaque:
+                if name in binds[i] and name not in self.maybe[i]:
                     start = i
-                    if name in binds[i]:
-                        break
-            if start is None and not any(i < end for i in self.stars):
+                    break
+                if name in binds[i] or infos[i].opaque:
+                    maybes.append(i)
+            if start is None and not maybes and not any(i < end for i in self.stars):
                 continue  # a builtin, or made outside the recorded cells
             lo = start if start is not None else 0
             chosen = [i for i in range(lo, end)
-                      if i == start or name in changes[i] or infos[i].opaque
+                      if i == start or i in maybes or name in changes[i] or infos[i].opaque
                       or infos[i].star]
             for i in chosen:
                 if i in wanted:
