@@ -94,7 +94,25 @@ def session_cells(ns: dict[str, Any]) -> tuple[str, list[Cell], str] | None:
 def attach_slices(entries: Sequence[Entry], ns: dict[str, Any]
                   ) -> tuple[tuple[Entry, ...], dict[str, Any] | None]:
     """Entries with their replay slices, and the ``cells`` section (None when the
-    session's cells are unknown or no variable has a slice)."""
+    session's cells are unknown or no variable has a slice). Recording slices is a help,
+    never a condition: if the analysis fails on some code, the save goes on without them
+    (said once on stderr)."""
+    try:
+        return _attach_slices(entries, ns)
+    except Exception as e:  # a bug in the analysis must never cost the user a save
+        global _said_failure
+        if not _said_failure:
+            print(f"hibernate: replay slices not recorded ({type(e).__name__}: {e})",
+                  file=sys.stderr)
+            _said_failure = True
+        return tuple(entries), None
+
+
+_said_failure = False
+
+
+def _attach_slices(entries: Sequence[Entry], ns: dict[str, Any]
+                   ) -> tuple[tuple[Entry, ...], dict[str, Any] | None]:
     found = session_cells(ns)
     if found is None:
         return tuple(entries), None
