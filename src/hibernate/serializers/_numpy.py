@@ -11,6 +11,8 @@ the pickle serializer.
 
 from __future__ import annotations
 
+import math
+import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from ._base import Buffer, Dumped, Serializer
 
-__all__ = ["NumpySerializer"]
+__all__ = ["NumpySerializer", "portable_array", "portable_reduce"]
 
 
 # Kinds whose bytes are plain data: bool, ints, floats, complex, datetimes, strings, void.
@@ -38,6 +40,44 @@ def _dtype_from_json(value: Any) -> np.dtype[Any]:
     if not _plain(dtype):
         raise ValueError(f"dtype {value!r} is not plain data")
     return dtype
+
+
+def portable_reduce(arr: np.ndarray[Any, Any]) -> tuple[Any, ...] | None:
+    """An array inside a pickled value, in a form no numpy version's internals appear in:
+    ``portable_array(dtype string, shape, order, buffer)``, the buffer out of band when it is
+    large (the pickler decides), written from the array's own memory when contiguous. None
+    for what is not plain data (object or structured dtypes keep numpy's own form)."""
+    if not _plain(arr.dtype):
+        return None
+    order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+    if not arr.dtype.itemsize:
+        return (portable_array, (arr.dtype.str, tuple(int(n) for n in arr.shape), "C", b""))
+    if not (arr.flags.c_contiguous or order == "F"):
+        arr = np.ascontiguousarray(arr)  # a strided view: copied once
+    # its memory as bytes (datetimes have no buffer format of their own); a writable buffer,
+    # so that the array it becomes on load is writable too
+    flat = arr.reshape(-1, order="A").view(np.uint8)
+    buffer: Any = pickle.PickleBuffer(flat)  # type: ignore[arg-type]
+    return (portable_array, (arr.dtype.str, tuple(int(n) for n in arr.shape), order, buffer))
+
+
+def portable_array(dtype: str, shape: tuple[int, ...], order: str, buffer: Any
+                   ) -> np.ndarray[Any, Any]:
+    """The array ``portable_reduce`` wrote, checked as data from a file: a plain dtype, a
+    shape whose size is the buffer's, C or Fortran order; a view of the buffer."""
+    dt = _dtype_from_json(dtype)
+    if (type(shape) is not tuple or len(shape) > 64
+            or not all(type(n) is int and n >= 0 for n in shape)):
+        raise ValueError("bad array shape")
+    if order != "C" and order != "F":
+        raise ValueError("bad array order")
+    count = math.prod(shape)
+    if count * dt.itemsize != memoryview(buffer).nbytes:
+        raise ValueError("the array's bytes do not match its dtype and shape")
+    if dt.itemsize == 0:
+        return np.empty(shape, dtype=dt)
+    flat: np.ndarray[Any, Any] = np.frombuffer(buffer, dtype=dt, count=count)
+    return flat.reshape(shape, order="F" if order == "F" else "C")
 
 
 class NumpySerializer(Serializer):

@@ -27,6 +27,7 @@ import dataclasses
 import importlib
 import io
 import pickle
+import sys
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -240,6 +241,13 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
             return _cell_reduce(obj)  # type: ignore[arg-type]
         if t is types.CodeType:  # bytecode for this Python, source for the others
             return code_reduce(obj)  # type: ignore[arg-type]
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and t is numpy.ndarray:  # a form of no numpy version's own
+            from ._numpy import portable_reduce
+
+            portable = portable_reduce(obj)  # type: ignore[arg-type]
+            if portable is not None:
+                return portable
         refuse = _refuse.get()
         why = refuse(obj) if refuse is not None and not isinstance(obj, type) else None
         if why:

@@ -1,7 +1,8 @@
 """The constructors a data-only load may call, and the argument forms each accepts.
 
 ``ALLOWED`` names them: builtin containers and scalars, datetime types, ``Decimal``,
-``OrderedDict`` and ``hibernate.Placeholder``, never a callable that runs anything else.
+``OrderedDict``, ``hibernate.Placeholder`` and hibernate's plain-data array constructor,
+never a callable that runs anything else.
 Each has a check (``check_for``) that refuses what the pickler never writes (``str`` of a
 non-string is ``repr``; codecs other than utf-8, ascii and latin-1; integers of more than
 ``MAX_DIGITS`` digits...) and charges, before the call, what the call will make to the
@@ -29,6 +30,9 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     + [("decimal", "Decimal"), ("collections", "OrderedDict")]
     # two strings, bounded; it runs nothing (see hibernate/_placeholder.py)
     + [("hibernate._placeholder", "Placeholder")]
+    # a plain-dtype array as a view of bytes already read (see serializers/_numpy.py: it
+    # checks the dtype is plain data and the shape matches the bytes)
+    + [("hibernate.serializers._numpy", "portable_array")]
 )
 
 MAX_DIGITS = 5000
@@ -211,6 +215,14 @@ def _check_placeholder(m: Budget, args: tuple[Any, ...]) -> None:
         refuse("a Placeholder of something other than two strings")
 
 
+def _check_array(m: Budget, args: tuple[Any, ...]) -> None:
+    if (len(args) != 4 or type(args[0]) is not str or len(args[0]) > 32
+            or type(args[1]) is not tuple or len(args[1]) > 64
+            or not all(type(n) is int for n in args[1]) or args[2] not in ("C", "F")
+            or not isinstance(args[3], (bytes, bytearray, memoryview, pickle.PickleBuffer))):
+        refuse("an array of something other than a dtype, a shape, an order and bytes")
+
+
 _BY_NAME: dict[tuple[str, str], Check] = {
     ("builtins", "bool"): _check_bool,
     ("builtins", "bytearray"): _check_bytes,
@@ -229,6 +241,7 @@ _BY_NAME: dict[tuple[str, str], Check] = {
     ("collections", "OrderedDict"): _check_dict,
     ("decimal", "Decimal"): _check_decimal,
     ("hibernate._placeholder", "Placeholder"): _check_placeholder,
+    ("hibernate.serializers._numpy", "portable_array"): _check_array,
     **{("datetime", n): _check_when for n in ("date", "datetime", "time", "timedelta",
                                                 "timezone")},
 }

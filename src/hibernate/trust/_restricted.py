@@ -238,8 +238,8 @@ class _Loader(PickleMachine):
                new: bool) -> Any:
         """Call an allowed type (``cls.__new__`` for NEWOBJ) after checking its
         arguments are a form the pickler writes, and charging what it will make."""
-        check = check_for(cls) if isinstance(cls, type) else None
-        if check is None:
+        check = check_for(cls) if isinstance(cls, type) or callable(cls) else None
+        if check is None or (new and not isinstance(cls, type)):
             refuse(f"calling a {kind(cls)}")
         if kwargs:
             refuse(f"keyword arguments to {cls.__name__}")

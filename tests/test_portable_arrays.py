@@ -1,0 +1,100 @@
+"""Arrays inside pickled values (speed and portability issue, item 2, first part): written
+in a form that names no numpy internals (``numpy._core`` in numpy 2, ``numpy.core`` in 1.x),
+so they load with ``data_only`` from a stranger's file and do not depend on numpy's module
+layout; identity across variables is kept; hostile arguments fail their entry."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+import hibernate
+from hibernate._api import file_globals
+
+STRANGER = {"HIBERNATE_KEY": "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"}
+
+BUILD = """
+import numpy as np
+import hibernate
+shared = np.arange(200_000, dtype=np.float64)          # out of band
+table = {"shared": shared, "fortran": np.asfortranarray(np.arange(12).reshape(3, 4)),
+         "strided": np.arange(20)[::3], "when": np.array(["2024-01-01"], dtype="M8[D]"),
+         "names": np.array(["ab", "c"]), "flags": np.array([True, False]),
+         "empty": np.zeros((0, 3)), "complex": np.array([1j, 2]), "small": np.arange(3)}
+pair = [shared, "tag"]
+hibernate.save("arrays.hib")
+"""
+
+
+def test_arrays_in_containers_name_no_numpy_internals_and_load_data_only(fresh) -> None:
+    fresh.run(BUILD, env=STRANGER)
+    _, found = file_globals(fresh.path / "arrays.hib")
+    called = {k for k in found if k[1]}  # (the module references np, hibernate aside)
+    assert called == {("hibernate.serializers._numpy", "portable_array")}, found
+    got = fresh.json("""
+        import json
+        import numpy as np
+        import hibernate
+        r = hibernate.load("arrays.hib", data_only=True)  # a stranger's file
+        t = table
+        print(json.dumps({
+            "restored": sorted(r.restored), "failed": r.failed,
+            "same": t["shared"] is pair[0], "sum": float(t["shared"].sum()),
+            "fortran": [t["fortran"].flags.f_contiguous, int(t["fortran"][2, 3])],
+            "strided": t["strided"].tolist(), "when": str(t["when"][0]),
+            "names": t["names"].tolist(), "flags": t["flags"].tolist(),
+            "empty": list(t["empty"].shape), "complex": str(t["complex"][0]),
+            "writeable": bool(t["shared"].flags.writeable)}))
+    """)
+    assert got["failed"] == {} and {"table", "pair"} <= set(got["restored"]), got
+    assert got["same"] and got["sum"] == float(sum(range(200_000)))
+    assert got["fortran"] == [True, 11] and got["strided"] == [0, 3, 6, 9, 12, 15, 18]
+    assert got["when"] == "2024-01-01" and got["names"] == ["ab", "c"]
+    assert got["flags"] == [True, False] and got["empty"] == [0, 3]
+    assert got["complex"] == "1j" and got["writeable"]
+
+
+class _Hostile:
+    """Pickles as a call of the array constructor with the given arguments."""
+
+    def __init__(self, *args: object) -> None:
+        self.args = args
+
+    def __reduce__(self) -> tuple[object, ...]:
+        from hibernate.serializers._numpy import portable_array
+
+        return (portable_array, self.args)
+
+
+def test_hostile_array_arguments_fail_their_entry(fresh, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HIBERNATE_KEY", STRANGER["HIBERNATE_KEY"])
+    hostile = {
+        "object_dtype": _Hostile("|O", (2,), "C", bytes(16)),  # bytes read as pointers
+        "structured": _Hostile("[('a', '<i4')]", (1,), "C", bytes(4)),
+        "too_big": _Hostile("<f8", (1 << 40,), "C", bytes(8)),
+        "negative": _Hostile("<f8", (-1,), "C", bytes(8)),
+        "bad_order": _Hostile("<f8", (1,), "K", bytes(8)),
+        "fine": _Hostile("<i8", (2,), "C", np.arange(2, dtype="<i8").tobytes()),
+    }
+    hibernate.save(tmp_path / "hostile.hib", hostile)
+    monkeypatch.undo()
+    ns: dict = {}
+    r = hibernate.load(tmp_path / "hostile.hib", ns, data_only=True)
+    assert ns["fine"].tolist() == [0, 1]
+    assert set(r.failed) == {"object_dtype", "structured", "too_big", "negative", "bad_order"}
+    assert "not plain data" in r.failed["object_dtype"]
+    assert "do not match" in r.failed["too_big"]
+
+
+def test_arrays_round_trip_in_the_same_process_form(tmp_path) -> None:
+    from hibernate.serializers._numpy import portable_array, portable_reduce
+
+    for arr in (np.arange(6).reshape(2, 3), np.asfortranarray(np.ones((2, 2))),
+                np.arange(10)[::2], np.array(["2024-01-01T10"], dtype="M8[h]")):
+        func, args = portable_reduce(arr)  # type: ignore[misc]
+        buf = args[3].raw() if isinstance(args[3], pickle.PickleBuffer) else args[3]
+        back = func(args[0], args[1], args[2], bytes(buf))
+        assert func is portable_array and back.dtype == arr.dtype
+        assert (back == arr).all() and back.shape == arr.shape
+    assert portable_reduce(np.array([object()])) is None  # object arrays keep numpy's form
