@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from hibernate.session._cells import Cell, analyze, side_effects, slice_for
+from hibernate.session._cells import Cell, analyze, side_effects
+from hibernate.session._slicing import slice_for
 
 
 def _slice(name: str, *codes: str, failed: tuple[int, ...] = ()) -> list[int]:

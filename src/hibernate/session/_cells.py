@@ -4,8 +4,8 @@ variable again.
 A *cell* is one unit of code that ran in the session: an IPython cell (its transformed
 source, where magics are calls), or a top-level statement of a script run by ``hibernate
 run``. ``analyze`` reads each cell's code (never runs it) for the names it binds, reads and
-may change, and for side effects outside the session; ``slice_for`` computes, for a name,
-the cells whose replay, in order, recreates it in the state it had.
+may change, and for side effects outside the session (``_effects``); ``_slicing`` then
+computes, for a name, the cells whose replay, in order, recreates it in the state it had.
 
 The analysis is static and errs on the side of more cells, never fewer:
 - a cell *may change* a name when it calls a method on it (``gen.send``, ``h.update``,
@@ -37,8 +37,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Cell", "CellInfo", "Slicer", "analyze", "effect_of", "effects_in_order",
-           "side_effects", "slice_for"]
+from ._effects import EFFECT_METHODS, WRITE_MODES, effect_of
+
+__all__ = ["RANDOM", "Cell", "CellInfo", "analyze", "effect_of", "effects_in_order",
+           "side_effects"]
 
 _OPAQUE_CALLS = frozenset({"exec", "eval", "globals", "vars", "setattr", "delattr",
                            "__import__", "locals"})
@@ -60,86 +62,6 @@ _PURE_CALLS = frozenset({"print", "len", "repr", "str", "isinstance", "issubclas
                          "callable", "hasattr", "display", "ascii", "bin", "hex", "oct",
                          "chr", "ord", "divmod", "pow", "complex"})
 
-# Calls that act outside the session: (dotted name or method name, what it does). A method
-# name matches any receiver (``df.to_csv``); a dotted name matches that call.
-_EFFECTS: dict[str, str] = {
-    # (creating a directory is not flagged: it destroys nothing, and notebooks do it to set
-    # up where they work)
-    **{f"os.{n}": "changes files" for n in (
-        "remove", "unlink", "rmdir", "removedirs", "rename", "renames", "replace", "chmod",
-        "chown", "link", "symlink", "truncate", "utime")},
-    **{f"os.{n}": "starts a process" for n in (
-        "system", "popen", "spawnl", "spawnv", "execv", "execl", "fork", "kill")},
-    **{f"shutil.{n}": "changes files" for n in (
-        "rmtree", "move", "copy", "copy2", "copyfile", "copytree", "make_archive")},
-    **{f"subprocess.{n}": "starts a process" for n in (
-        "run", "call", "check_call", "check_output", "Popen")},
-    **{f"socket.{n}": "uses the network" for n in ("socket", "create_connection")},
-    **{f"urllib.request.{n}": "uses the network" for n in ("urlopen", "urlretrieve")},
-    **{f"requests.{n}": "uses the network" for n in (
-        "get", "post", "put", "patch", "delete", "head", "request", "Session")},
-    **{f"httpx.{n}": "uses the network" for n in (
-        "get", "post", "put", "patch", "delete", "head", "request", "Client", "AsyncClient")},
-    **{f"np.{n}": "writes files" for n in ("save", "savez", "savez_compressed", "savetxt")},
-    **{f"numpy.{n}": "writes files" for n in ("save", "savez", "savez_compressed",
-                                              "savetxt")},
-    **{f"{m}.{n}": "writes files" for m in ("pickle", "json", "joblib", "dill", "marshal",
-                                            "cloudpickle") for n in ("dump",)},
-    **{f"hibernate.{n}": "writes files" for n in ("save", "checkpoint", "prune", "retain")},
-    "shutil.unpack_archive": "changes files",
-    "webbrowser.open": "uses the network",
-}
-_EFFECT_METHODS: dict[str, str] = {
-    **{n: "writes files" for n in (
-        "to_csv", "to_parquet", "to_excel", "to_json", "to_pickle", "to_feather", "to_hdf",
-        "to_sql", "to_stata", "to_html", "to_latex", "to_markdown", "to_orc", "to_xml",
-        "to_clipboard", "tofile", "savefig", "write_text", "write_bytes", "write_csv",
-        "write_parquet", "write_ipc", "write_json", "write_ndjson", "write_excel",
-        "write_database", "write_delta", "sink_parquet", "sink_csv", "sink_ipc")},
-    **{n: "changes files" for n in ("unlink", "rmdir", "touch", "rename", "symlink_to",
-                                    "hardlink_to", "chmod")},
-}
-_WRITE_MODES = frozenset("wax+")
-# Modules whose every call acts outside the session (but these few)
-_OUTSIDE = {"shutil": "changes files", "subprocess": "starts a process",
-            "socket": "uses the network", "urllib": "uses the network",
-            "requests": "uses the network", "httpx": "uses the network",
-            "http": "uses the network", "ftplib": "uses the network",
-            "smtplib": "uses the network", "telnetlib": "uses the network",
-            "webbrowser": "uses the network", "multiprocessing": "starts a process",
-            "pty": "starts a process"}
-_HARMLESS = frozenset({"shutil.which", "shutil.disk_usage", "shutil.get_terminal_size",
-                       "urllib.parse", "http.HTTPStatus", "socket.gethostname"})
-_OS_PREFIXES = {"os.exec": "starts a process", "os.spawn": "starts a process",
-                "os.posix_spawn": "starts a process", "os.fork": "starts a process",
-                "os.kill": "starts a process", "os.write": "writes files",
-                "asyncio.create_subprocess": "starts a process"}
-# Openers that write when given a writing mode (second argument or ``mode=``)
-_OPENERS = frozenset({"open", "io.open", "os.open", "codecs.open", "gzip.open", "bz2.open",
-                      "lzma.open", "tarfile.open", "zipfile.ZipFile", "shelve.open",
-                      "dbm.open"})
-
-
-def effect_of(name: str, mode: str | None) -> str | None:
-    """What a call of ``name`` (dotted, resolved through imports) does outside the session,
-    or None. ``mode``: its mode argument's text ("" when absent, None when not a string)."""
-    if name in _EFFECTS:
-        return f"{_EFFECTS[name]} ({name})"
-    if name in _OPENERS or name.endswith(".open") and name.split(".")[0] in (
-            "io", "gzip", "bz2", "lzma", "tarfile", "codecs"):
-        if mode is None or _WRITE_MODES & set(mode):
-            return f"writes a file ({name}(..., {mode if mode is not None else '?'!r}))"
-        return None
-    if name.startswith(tuple(_OS_PREFIXES)):
-        prefix = next(p for p in _OS_PREFIXES if name.startswith(p))
-        return f"{_OS_PREFIXES[prefix]} ({name})"
-    root = name.split(".")[0]
-    if root in _OUTSIDE and not name.startswith(tuple(_HARMLESS)):
-        return f"{_OUTSIDE[root]} ({name})"
-    if name.endswith((".save", ".dump")) and root in ("torch", "joblib", "dill", "np",
-                                                       "numpy", "pickle", "json", "yaml"):
-        return f"writes files ({name})"
-    return None
 
 
 @dataclass(frozen=True)
@@ -499,9 +421,9 @@ class _Scope(ast.NodeVisitor):
             if found is not None:
                 self.effects.append(found)
                 return
-        if method is not None and method in _EFFECT_METHODS:
-            self.effects.append(f"{_EFFECT_METHODS[method]} (.{method})")
-        elif method == "open" and (mode is None or _WRITE_MODES & set(mode)):
+        if method is not None and method in EFFECT_METHODS:
+            self.effects.append(f"{EFFECT_METHODS[method]} (.{method})")
+        elif method == "open" and (mode is None or WRITE_MODES & set(mode)):
             self.effects.append(f"writes a file (.open(..., "
                                 f"{mode if mode is not None else '?'!r}))")
 
@@ -648,125 +570,3 @@ def effects_in_order(infos: Sequence[CellInfo]) -> list[tuple[str, ...]]:
                     found.append(effect)
         out.append(tuple(dict.fromkeys(found)))
     return out
-
-
-def slice_for(names: Iterable[str], cells: Sequence[Cell],
-              infos: Sequence[CellInfo] | None = None) -> list[int]:
-    """The numbers of the cells (in order) whose replay recreates ``names`` as they are
-    after the last of ``cells``."""
-    return Slicer(cells, infos).slice(names)
-
-
-class Slicer:
-    """Slices over one list of cells (analyzed once; each ``slice`` walks back from the
-    end)."""
-
-    def __init__(self, cells: Sequence[Cell], infos: Sequence[CellInfo] | None = None) -> None:
-        self.cells = list(cells)
-        self.infos = list(infos) if infos is not None else [analyze(c.code) for c in cells]
-        # what each cell really reads, binds and changes once the session's own functions
-        # it names are expanded (with their definitions as of that cell)
-        self.reads: list[set[str]] = []
-        self.maybe: list[set[str]] = []
-        self.binds: list[set[str]] = []
-        self.changes: list[set[str]] = []
-        known: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
-        classes: set[str] = set()  # the session's classes among ``known``
-        imported: set[str] = set()  # names bound to what an import gave (modules...)
-        aliases: dict[str, str] = {}
-        for info in self.infos:
-            r, b, c = set(info.reads), set(info.binds), set(info.changes)
-            c -= imported  # pd.read_csv(...) does not change pd: it comes back by reference
-            for name in info.binds - info.imports:
-                aliases.pop(name, None)
-            aliases.update(info.aliases)
-            # the global random generators: every draw changes what the next one gives
-            for name, _ in info.calls:
-                head, _, rest = name.partition(".")
-                full = aliases.get(head, head) + (f".{rest}" if rest else "")
-                if full.startswith(("random.", "numpy.random.")):
-                    r.add(RANDOM)
-                    c.add(RANDOM)
-                    if full in ("random.seed", "numpy.random.seed", "random.setstate",
-                                "numpy.random.set_state"):
-                        b.add(RANDOM)  # a known state from here on
-            # calls the code does not name (a method of a session class on an instance, a
-            # function kept in a dict, a partial): they may run any of the session's code
-            unknown = [n for n in info.called
-                       if n not in known and n not in imported and n not in _BUILTINS]
-            if info.dynamic or unknown:
-                every = list(known.values())
-            elif [n for n in info.receivers if n not in imported]:
-                every = [known[k] for k in classes if k in known]
-            else:
-                every = []
-            for f_reads, f_writes in every:
-                r |= f_reads
-                b |= f_writes
-                c |= f_reads
-            todo, seen = list(r | c), set()
-            while todo:
-                n = todo.pop()
-                if n in seen or n not in known:
-                    continue
-                seen.add(n)
-                f_reads, f_writes = known[n]
-                r |= f_reads
-                b |= f_writes
-                c |= f_reads  # a function may change what it reaches (globals it names)
-                todo.extend(f_reads)
-            for fn, spec in info.functions.items():
-                known[fn] = spec
-                r |= spec[0] - b  # a def reads (at call time) what its body reads
-            classes |= {fn for fn in info.functions if fn in info.binds and fn[:1].isupper()}
-            imported -= b - info.imports
-            imported |= info.imports
-            self.maybe.append(set(info.maybe))
-            self.reads.append(r)
-            self.binds.append(b)
-            self.changes.append(c)
-        self.stars = [i for i, info in enumerate(self.infos) if info.star]
-
-    def slice(self, names: Iterable[str]) -> list[int]:
-        infos, changes, reads = self.infos, self.changes, self.reads
-        wanted: set[int] = set()
-        todo = [(n, len(self.cells)) for n in names]
-        seen: set[tuple[str, int]] = set()
-        while todo:
-            self._walk(todo, seen, wanted)
-            # later cells may read files relative to where earlier ones moved
-            last = max(wanted, default=-1)
-            for i, info in enumerate(infos):
-                if info.chdir and i < last and i not in wanted:
-                    wanted.add(i)
-                    todo += [(used, i) for used in reads[i] | changes[i]]
-        return [self.cells[i].number for i in sorted(wanted)]
-
-    def _walk(self, todo: list[tuple[str, int]], seen: set[tuple[str, int]],
-              wanted: set[int]) -> None:
-        infos, binds, changes, reads = self.infos, self.binds, self.changes, self.reads
-        while todo:
-            name, end = todo.pop()
-            if (name, end) in seen:
-                continue
-            seen.add((name, end))
-            start = None
-            maybes = []  # cells that may bind it (in a branch): the search goes on past them
-            for i in range(end - 1, -1, -1):
-                if name in binds[i] and name not in self.maybe[i]:
-                    start = i
-                    break
-                if name in binds[i] or infos[i].opaque:
-                    maybes.append(i)
-            if start is None and not maybes and not any(i < end for i in self.stars):
-                continue  # a builtin, or made outside the recorded cells
-            lo = start if start is not None else 0
-            chosen = [i for i in range(lo, end)
-                      if i == start or i in maybes or name in changes[i] or infos[i].opaque
-                      or infos[i].star]
-            for i in chosen:
-                if i in wanted:
-                    continue
-                wanted.add(i)
-                for used in reads[i] | changes[i]:
-                    todo.append((used, i))

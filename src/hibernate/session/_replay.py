@@ -37,8 +37,9 @@ from .._reports import LoadReport
 from ..errors import UntrustedFileError
 from ..format import How, Kind
 from ..format._manifest import Entry, Manifest
-from ._cells import Cell, Slicer, effects_in_order
+from ._cells import Cell, effects_in_order
 from ._naming import Selector, ipython_hidden
+from ._slicing import Slicer
 
 __all__ = ["attach_slices", "check_replay", "record_script_cells", "recorded_cells", "replay",
            "session_cells", "track_failures", "with_replay"]
