@@ -236,7 +236,9 @@ def test_plain_data_loads_exactly() -> None:
         for v in values:
             stream = pickle.dumps(v, protocol=proto)
             got = restricted_loads(stream)
-            assert type(got) is type(v) and repr(got) == repr(v), (proto, v)
+            assert type(got) is type(v) and got == v, (proto, v)
+            if not isinstance(v, (set, frozenset)):  # a set's order follows str hashes
+                assert repr(got) == repr(v), (proto, v)  # order and exact types inside
     got = restricted_loads(pickle.dumps([inner, inner], protocol=5))
     assert got[0] is got[1]  # identity survives
     got = restricted_loads(pickle.dumps(Placeholder("Lock", "cannot pickle"), protocol=5))
