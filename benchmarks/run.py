@@ -11,8 +11,9 @@ alternating (hibernate first, the others in an order rotated each repeat); the t
 medians over the repeats. The page cache is dropped before each load when the machine
 allows it (root); the table says whether it was.
 
-``raw`` is the reference: save = write + fsync of as many bytes as hibernate's file; load =
-read them back cold into fresh memory, importing nothing. A load's time is reported with the
+``raw`` is the reference: save = write + fsync of the bytes of hibernate's file (of the same
+repeat, read into memory before the clock starts); load = read them back cold into fresh
+memory, importing nothing. A load's time is reported with the
 imports a fresh process pays (the tool, numpy, pandas, pyarrow) and without them.
 """
 
@@ -60,17 +61,17 @@ def measure(session: str, scale: float, tools: list[str], repeat: int, warm: boo
     cold = not warm
     others = [t for t in tools if t != "hibernate"]
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
-        raw_bytes = None
+        reference = os.path.join(tmp, "reference.bin")  # hibernate's file, for raw to write
         for i in range(repeat):
             k = i % len(others) if others else 0
             order = (["hibernate"] if "hibernate" in tools else []) + others[k:] + others[:k]
             for tool in order:
                 r = results[tool]
                 path = os.path.join(tmp, f"{tool}.bin")
-                if tool == "raw" and raw_bytes is None:
-                    r.setdefault("error", []).append("no hibernate file to size the write")
+                if tool == "raw" and not os.path.exists(reference):
+                    r.setdefault("error", []).append("no hibernate file to write")
                     continue
-                env = {"RAW_BYTES": str(raw_bytes)} if tool == "raw" else None
+                env = {"RAW_SOURCE": reference} if tool == "raw" else None
                 os.sync()
                 s = step(["save", tool, path, str(scale), session], env)
                 if "error" in s:
@@ -79,7 +80,6 @@ def measure(session: str, scale: float, tools: list[str], repeat: int, warm: boo
                         os.unlink(path)
                     continue
                 if tool == "hibernate":
-                    raw_bytes = s["size"]
                     r["data"].append(s["data"])
                 if not warm:
                     cold = drop_caches() and cold
@@ -98,7 +98,12 @@ def measure(session: str, scale: float, tools: list[str], repeat: int, warm: boo
                     r["load_retained"].append(ld["retained"])
                     r["load_extra"].append(ld["peak_added"] - ld["retained"])
                     r["lazy"].append(ld.get("lazy_imports", []))
-                os.unlink(path)
+                if tool == "hibernate" and "raw" in tools:
+                    os.replace(path, reference)
+                else:
+                    os.unlink(path)
+                if tool == "raw" and os.path.exists(reference):
+                    os.unlink(reference)
                 if log:
                     log(f"  {session} x{scale} run {i + 1}/{repeat} {tool}: save "
                         f"{s['seconds']:.2f} s, load "
