@@ -87,3 +87,13 @@ def s3():  # type: ignore[no-untyped-def]
                "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
     yield {"endpoint": endpoint, "client": client, "options": options}
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def hibernate_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel of this tree, for tests that install hibernate into other environments."""
+    out = tmp_path_factory.mktemp("wheel")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w",
+                    str(out), str(root)], check=True, capture_output=True)
+    return next(out.glob("hibernate-*.whl"))

@@ -98,3 +98,85 @@ def test_arrays_round_trip_in_the_same_process_form(tmp_path) -> None:
         assert func is portable_array and back.dtype == arr.dtype
         assert (back == arr).all() and back.shape == arr.shape
     assert portable_reduce(np.array([object()])) is None  # object arrays keep numpy's form
+
+
+FRAMES = """
+import numpy as np, pandas as pd
+import hibernate
+df = pd.DataFrame({"x": np.arange(100_000), "s": ["a", None] * 50_000,
+                   "c": pd.Categorical(["u", "v"] * 50_000)})
+frames = {"df": df, "head": df.head(3)}
+col = pd.Series([1.5, 2.5], index=pd.Index(["p", "q"], name="k"), name="col")
+gens = [np.random.default_rng(4), np.random.RandomState(9), np.random.MT19937(2)]
+for g in gens[:2]:
+    g.random(5) if hasattr(g, "random") else g.random_sample(5)
+hibernate.save("frames.hib")
+"""
+
+
+def test_frames_and_generators_in_containers_load_data_only_as_their_own_forms(fresh) -> None:
+    fresh.run(FRAMES, env=STRANGER)
+    _, found = file_globals(fresh.path / "frames.hib")
+    called = {k for k in found if k[1]}
+    assert called <= {("hibernate.serializers._numpy", "portable_array"),
+                      ("hibernate.serializers._numpy", "portable_random"),
+                      ("hibernate.serializers._pandas", "portable_pandas")}, found
+    got = fresh.json("""
+        import json
+        import numpy as np, pandas as pd
+        import hibernate
+        r = hibernate.load("frames.hib", data_only=True)  # a stranger's file
+        want = pd.DataFrame({"x": np.arange(100_000), "s": ["a", None] * 50_000,
+                             "c": pd.Categorical(["u", "v"] * 50_000)})
+        a, b = np.random.default_rng(4), np.random.RandomState(9)
+        a.random(5), b.random_sample(5)
+        print(json.dumps({
+            "failed": r.failed, "same": frames["df"] is df,
+            "equal": bool(df.equals(want)) and bool(frames["head"].equals(want.head(3))),
+            "col": [col.name, col.index.name, col.tolist()],
+            "draws": [gens[0].random() == a.random(), gens[1].random_sample() == b.random_sample(),
+                      gens[2].random_raw() == np.random.MT19937(2).random_raw()]}))
+    """)
+    assert got == {"failed": {}, "same": True, "equal": True, "col": ["col", "k", [1.5, 2.5]],
+                   "draws": [True, True, True]}, got
+
+
+class _HostileCall:
+    """Pickles as a call of hibernate's constructor ``name`` with the given arguments
+    (named, not held: entries holding one function object would make one group)."""
+
+    def __init__(self, name: str, *args: object) -> None:
+        self.name, self.args = name, args
+
+    def __reduce__(self) -> tuple[object, ...]:
+        from hibernate.serializers import _numpy, _pandas
+
+        return (getattr(_numpy, self.name, None) or getattr(_pandas, self.name), self.args)
+
+
+def test_hostile_frame_and_generator_arguments_fail_their_entry(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HIBERNATE_KEY", STRANGER["HIBERNATE_KEY"])
+    def pcg() -> dict:  # a state per entry (entries sharing one object make one group)
+        return np.random.PCG64(1).state
+
+    huge_range = {"kind": "series", "name": None, "values": {"k": "np", "dtype": "<i8",
+                  "n": 1 << 40, "b": 0}, "index": {"k": "range", "start": 0,
+                  "stop": 1 << 40, "step": 1, "name": None}}
+    hostile = {
+        "huge_index": [_HostileCall("portable_pandas", huge_range, (bytes(8),))],
+        "object_column": [_HostileCall("portable_pandas", {
+            "kind": "series", "name": None, "index": {"k": "range", "start": 0, "stop": 2,
+                                                      "step": 1, "name": None},
+            "values": {"k": "np", "dtype": "|O", "n": 2, "b": 0}}, (bytes(16),))],
+        "unknown_generator": [_HostileCall("portable_random", "generator", "os.system", pcg(),
+                                           None)],
+        "wrong_state": [_HostileCall("portable_random", "generator", "MT19937", pcg(), None)],
+        "fine": [_HostileCall("portable_random", "generator", "PCG64", pcg(), None)],
+    }
+    hibernate.save(tmp_path / "hostile.hib", hostile)
+    monkeypatch.undo()
+    ns: dict = {}
+    r = hibernate.load(tmp_path / "hostile.hib", ns, data_only=True)
+    assert ns["fine"][0].random() == np.random.Generator(np.random.PCG64(1)).random()
+    assert set(r.failed) == {"huge_index", "object_column", "unknown_generator", "wrong_state"}
+    assert "rows" in r.failed["huge_index"] and "not plain data" in r.failed["object_column"]

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
 
 SESSION = '''
@@ -108,16 +107,14 @@ def _other_pythons() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def pythons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def pythons(tmp_path_factory: pytest.TempPathFactory, hibernate_wheel: Path) -> dict[str, Path]:
     """A venv per other CPython minor version (3.10+), hibernate installed from a wheel of
     this tree: minor version -> its python."""
     others = _other_pythons()
     if not others:
         pytest.skip("no other CPython minor version on this machine (pyenv)")
     base = tmp_path_factory.mktemp("pythons")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w",
-                    str(base / "wheel"), str(ROOT)], check=True, capture_output=True)
-    wheel = next((base / "wheel").glob("hibernate-*.whl"))
+    wheel = hibernate_wheel
 
     def make(exe: Path) -> tuple[str, Path]:
         minor = ".".join(exe.parent.parent.name.split(".")[:2])

@@ -20,7 +20,8 @@ import numpy as np
 
 from ._base import Buffer, Dumped, Serializer
 
-__all__ = ["NumpySerializer", "portable_array", "portable_reduce"]
+__all__ = ["NumpySerializer", "portable_array", "portable_random", "portable_random_reduce",
+           "portable_reduce"]
 
 
 # Kinds whose bytes are plain data: bool, ints, floats, complex, datetimes, strings, void.
@@ -78,6 +79,70 @@ def portable_array(dtype: str, shape: tuple[int, ...], order: str, buffer: Any
         return np.empty(shape, dtype=dt)
     flat: np.ndarray[Any, Any] = np.frombuffer(buffer, dtype=dt, count=count)
     return flat.reshape(shape, order="F" if order == "F" else "C")
+
+
+# ---- random generators ----------------------------------------------------------------------
+
+_BIT_GENERATORS = frozenset({"MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"})
+_SEED_FIELDS = ("entropy", "spawn_key", "pool_size", "n_children_spawned")
+
+
+def _seed_of(bg: Any) -> tuple[Any, ...] | None:
+    seq = getattr(bg, "seed_seq", None) or getattr(bg, "_seed_seq", None)
+    if type(seq) is not np.random.SeedSequence:
+        return None
+    return tuple(getattr(seq, f) for f in _SEED_FIELDS)
+
+
+def portable_random_reduce(obj: object) -> tuple[Any, ...] | None:
+    """numpy's ``Generator``, its bit generators and the legacy ``RandomState`` as
+    ``portable_random(kind, bit generator name, state, seed)``: the state is numpy's own
+    documented dict of numbers (and, for MT19937, an array, itself portable), the seed the
+    ``SeedSequence``'s fields (so ``spawn`` goes on as it would have). Pickles of these name
+    ``numpy.random._pcg64`` and friends, which moved between numpy versions."""
+    random = np.random
+    t = type(obj)
+    if t is random.Generator:
+        bg, what = obj.bit_generator, "generator"  # type: ignore[attr-defined]
+    elif t is random.RandomState:
+        bg, what = obj._bit_generator, "legacy"  # type: ignore[attr-defined]
+    elif t.__name__ in _BIT_GENERATORS and t is getattr(random, t.__name__, None):
+        bg, what = obj, "bit_generator"
+    else:
+        return None
+    name = type(bg).__name__
+    if name not in _BIT_GENERATORS or type(bg) is not getattr(random, name):
+        return None
+    # the legacy state adds RandomState's cached gaussian to its bit generator's
+    state = obj.get_state(legacy=False) if what == "legacy" else bg.state  # type: ignore[attr-defined]
+    return (portable_random, (what, name, state, _seed_of(bg)))
+
+
+def portable_random(what: str, name: str, state: dict[str, Any],
+                    seed: tuple[Any, ...] | None) -> object:
+    """The generator ``portable_random_reduce`` wrote: a bit generator of a known kind,
+    seeded from the saved ``SeedSequence`` fields, set to the saved state (numpy checks
+    the state's form)."""
+    if what not in ("generator", "legacy", "bit_generator") or name not in _BIT_GENERATORS:
+        raise ValueError("not a known numpy random generator")
+    if type(state) is not dict or state.get("bit_generator") != name:
+        raise ValueError("bad random generator state")
+    seq = None
+    if seed is not None:
+        if type(seed) is not tuple or len(seed) != len(_SEED_FIELDS):
+            raise ValueError("bad seed sequence")
+        entropy, spawn_key, pool_size, children = seed
+        if type(pool_size) is not int or not 0 < pool_size <= 1 << 10:
+            raise ValueError("bad seed sequence")
+        seq = np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key),
+                                     pool_size=pool_size, n_children_spawned=children)
+    bg = getattr(np.random, name)(seq)
+    if what == "legacy":
+        legacy = np.random.RandomState(bg)
+        legacy.set_state(state)
+        return legacy
+    bg.state = state
+    return np.random.Generator(bg) if what == "generator" else bg
 
 
 class NumpySerializer(Serializer):

@@ -25,12 +25,13 @@ the file is checked before use (Arrow data with a full ``validate``).
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ._base import Buffer, Dumped, Serializer
+from ._base import Buffer, Decline, Dumped, Serializer
 from ._pandas_columns import (
     _INDEX_TYPES,
     _check_json,
@@ -42,7 +43,7 @@ from ._pandas_columns import (
     _values,
 )
 
-__all__ = ["PandasSerializer"]
+__all__ = ["PandasSerializer", "portable_pandas", "portable_reduce"]
 
 
 # ---- the serializer ------------------------------------------------------------------------
@@ -130,3 +131,35 @@ class PandasSerializer(Serializer):
 
 def _is_object(values: Any) -> bool:
     return isinstance(values, np.ndarray) and values.dtype == object
+
+
+# ---- inside pickled values -----------------------------------------------------------------
+
+def portable_reduce(obj: object) -> tuple[Any, ...] | None:
+    """A DataFrame, Series or Index inside a pickled value (held in a dict, sharing an
+    index, ...) in the serializer's own form: ``portable_pandas(meta, buffers)``, the meta
+    plain JSON-like data and each buffer a ``PickleBuffer`` (out of band when large, written
+    from the value's memory). No pandas or numpy internals are named, so it loads with
+    another pandas and with ``data_only``. None when the value has no native form (the
+    pickler then uses pandas' own)."""
+    serializer = PandasSerializer()
+    if not serializer.handles(obj):
+        return None
+    try:
+        dumped = serializer.dump(obj)
+    except Decline:
+        return None
+    return (portable_pandas, (dumped.meta, tuple(
+        pickle.PickleBuffer(b) if isinstance(b, memoryview) and b.nbytes else bytes(b)
+        for b in dumped.buffers)))
+
+
+def portable_pandas(meta: dict[str, Any], buffers: tuple[Any, ...]) -> object:
+    """The value ``portable_reduce`` wrote, read as the serializer reads a file's (every
+    length, offset and code checked); buffers pickled in the stream come back as bytes and
+    are made writable, so that the value's columns are."""
+    if type(meta) is not dict or type(buffers) is not tuple:
+        raise ValueError("bad pandas value")
+    views = [b if isinstance(b, (bytearray, memoryview, pickle.PickleBuffer))
+             else bytearray(b) for b in buffers]
+    return PandasSerializer().load(meta, [memoryview(b) for b in views])

@@ -150,7 +150,7 @@ class _Out:
             return {"k": "dttz", "tz": tz, "values": self.array(values.tz_convert(None)._ndarray)}
         if isinstance(dtype, pd.StringDtype):
             na = "nan" if dtype.na_value is not pd.NA else "NA"
-            if dtype.storage == "pyarrow":
+            if dtype.storage in ("pyarrow", "pyarrow_numpy"):  # pandas 2.1-2.2's name for str
                 return {**self.arrow(values._pa_array), "as": "string", "na": na}
             if dtype.storage == "python":
                 return {**self.strings(values._ndarray), "as": "string", "na": na}
@@ -285,12 +285,18 @@ class _In:
         if k == "str":
             values = self.strings(node)
             if node.get("as") == "string":
-                return pd.array(values, dtype=pd.StringDtype("python", _na(node)))
+                dtype = _string_dtype("python", _na(node))
+                return values if dtype is None else pd.array(values, dtype=dtype)
             return values
         if k == "arrow":
             chunked = self.arrow(node)
             if node.get("as") == "string":
-                return pd.array(chunked, dtype=pd.StringDtype("pyarrow", _na(node)))
+                dtype = _string_dtype("pyarrow", _na(node))
+                if dtype is None:  # an older pandas: object strings with NaN gaps
+                    out = np.asarray(chunked.to_numpy(zero_copy_only=False), dtype=object)
+                    out[pd.isna(out)] = np.nan
+                    return out
+                return pd.array(chunked, dtype=dtype)
             return pd.arrays.ArrowExtensionArray(chunked)
         if k == "labels":
             labels = node["values"]
@@ -342,6 +348,26 @@ class _In:
             raise ValueError(f"an index stored as {node['cls']} came back as "
                              f"{type(idx).__name__}")
         return idx
+
+
+def _string_dtype(storage: str, na: Any) -> Any:
+    """pandas' string dtype of this storage and missing value, as this pandas spells it:
+    ``StringDtype(storage, na_value)`` (pandas 2.3+, whose default ``str`` is the NaN one),
+    ``StringDtype("pyarrow_numpy")`` for Arrow strings with NaN on pandas 2.1-2.2; None
+    where this pandas has no such dtype (object strings with NaN gaps then stand in)."""
+    pd = _pd()
+    try:
+        return pd.StringDtype(storage, na_value=na)
+    except TypeError:  # before pandas 2.3
+        pass
+    if na is pd.NA:
+        return pd.StringDtype(storage)
+    if storage == "pyarrow":
+        try:
+            return pd.StringDtype("pyarrow_numpy")
+        except (ValueError, TypeError, ImportError):
+            return None
+    return None
 
 
 def _na(node: dict[str, Any]) -> Any:

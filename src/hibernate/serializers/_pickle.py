@@ -227,6 +227,31 @@ def _with_slots(cls: type, rv: Any) -> Any:
     return (rv[0], tuple(args), *rv[2:])
 
 
+def _unseen(obj: object) -> None: ...
+
+
+# type -> its portable reducer (or None), filled as the pickler meets types
+_PORTABLE: dict[type, Callable[[Any], Any] | None] = {}
+
+
+def _portable_form(t: type) -> Callable[[Any], Any] | None:
+    """The reducer of a version-independent form for values of type ``t``: numpy arrays
+    and random generators, pandas frames, series and indexes (see ``_numpy``, ``_pandas``).
+    Asked once per type; imports nothing the session has not imported."""
+    module = getattr(t, "__module__", "") or ""
+    if module.startswith("numpy") and "numpy" in sys.modules:
+        from ._numpy import portable_random_reduce, portable_reduce
+
+        if t is sys.modules["numpy"].ndarray:
+            return portable_reduce
+        return portable_random_reduce if module.startswith("numpy.random") else None
+    if module.startswith("pandas") and "pandas" in sys.modules:
+        from ._pandas import portable_reduce as pandas_reduce
+
+        return pandas_reduce
+    return None
+
+
 class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
     def __init__(self, file: io.BytesIO, ns: dict[str, Any] | None,
                  buffer_callback: Any) -> None:
@@ -241,11 +266,11 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
             return _cell_reduce(obj)  # type: ignore[arg-type]
         if t is types.CodeType:  # bytecode for this Python, source for the others
             return code_reduce(obj)  # type: ignore[arg-type]
-        numpy = sys.modules.get("numpy")
-        if numpy is not None and t is numpy.ndarray:  # a form of no numpy version's own
-            from ._numpy import portable_reduce
-
-            portable = portable_reduce(obj)  # type: ignore[arg-type]
+        form = _PORTABLE.get(t, _unseen)
+        if form is _unseen:
+            form = _PORTABLE[t] = _portable_form(t)
+        if form is not None:  # a form of no numpy or pandas version's own
+            portable = form(obj)
             if portable is not None:
                 return portable
         refuse = _refuse.get()

@@ -1,7 +1,8 @@
 """The constructors a data-only load may call, and the argument forms each accepts.
 
 ``ALLOWED`` names them: builtin containers and scalars, datetime types, ``Decimal``,
-``OrderedDict``, ``hibernate.Placeholder`` and hibernate's plain-data array constructor,
+``OrderedDict``, ``hibernate.Placeholder`` and hibernate's plain-data constructors of arrays,
+frames and random generators,
 never a callable that runs anything else.
 Each has a check (``check_for``) that refuses what the pickler never writes (``str`` of a
 non-string is ``repr``; codecs other than utf-8, ascii and latin-1; integers of more than
@@ -33,6 +34,11 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     # a plain-dtype array as a view of bytes already read (see serializers/_numpy.py: it
     # checks the dtype is plain data and the shape matches the bytes)
     + [("hibernate.serializers._numpy", "portable_array")]
+    # a frame, series or index read from plain data and bytes as a file's are (see
+    # serializers/_pandas.py: every length, offset and code checked, Arrow data validated)
+    + [("hibernate.serializers._pandas", "portable_pandas")]
+    # a numpy random generator of a known kind set to a state of numbers (numpy checks it)
+    + [("hibernate.serializers._numpy", "portable_random")]
 )
 
 MAX_DIGITS = 5000
@@ -223,6 +229,23 @@ def _check_array(m: Budget, args: tuple[Any, ...]) -> None:
         refuse("an array of something other than a dtype, a shape, an order and bytes")
 
 
+_BYTES_LIKE = (bytes, bytearray, memoryview, pickle.PickleBuffer)
+
+
+def _check_pandas(m: Budget, args: tuple[Any, ...]) -> None:
+    if (len(args) != 2 or type(args[0]) is not dict or type(args[1]) is not tuple
+            or not all(isinstance(b, _BYTES_LIKE) for b in args[1])):
+        refuse("a pandas value of something other than a description and bytes")
+    # what it makes from its bytes: columns are views of them or decoded from them once
+    m.charge(sum(memoryview(b).nbytes for b in args[1]), "a pandas value")
+
+
+def _check_random(m: Budget, args: tuple[Any, ...]) -> None:
+    if (len(args) != 4 or type(args[0]) is not str or type(args[1]) is not str
+            or type(args[2]) is not dict or not (args[3] is None or type(args[3]) is tuple)):
+        refuse("a random generator of something other than names, a state and a seed")
+
+
 _BY_NAME: dict[tuple[str, str], Check] = {
     ("builtins", "bool"): _check_bool,
     ("builtins", "bytearray"): _check_bytes,
@@ -242,6 +265,8 @@ _BY_NAME: dict[tuple[str, str], Check] = {
     ("decimal", "Decimal"): _check_decimal,
     ("hibernate._placeholder", "Placeholder"): _check_placeholder,
     ("hibernate.serializers._numpy", "portable_array"): _check_array,
+    ("hibernate.serializers._numpy", "portable_random"): _check_random,
+    ("hibernate.serializers._pandas", "portable_pandas"): _check_pandas,
     **{("datetime", n): _check_when for n in ("date", "datetime", "time", "timedelta",
                                                 "timezone")},
 }

@@ -65,6 +65,8 @@ MAX_SAME_HASH = 32
 MAX_KEY_DEPTH = 100
 _P = sys.hash_info.modulus
 _HASH_ENTRY = 100  # a tracked key's place in a collision counter
+_BUILTIN_MODULES = frozenset({"builtins", "datetime", "decimal", "collections",
+                              "hibernate._placeholder"})
 _SIZED = (str, bytes, bytearray, list, tuple, dict, OrderedDict, set, frozenset, range)
 
 
@@ -246,6 +248,11 @@ class _Loader(PickleMachine):
         counts = check(self, args)
         obj = cls.__new__(cls, *args) if new else cls(*args)
         self.track(obj, counts)
+        if type(obj).__module__ not in _BUILTIN_MODULES:
+            # an array, frame or generator from hibernate's portable forms: its check charged
+            # its data (getsizeof of a frame would walk its strings, and count them twice)
+            self.charge(256, obj)
+            return obj
         return self.made(obj)
 
     def extension(self, code: int) -> NoReturn:
