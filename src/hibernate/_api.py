@@ -81,6 +81,7 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     """``save`` for a resolved namespace. ``extra``: more entries saved beside the
     namespace's (e.g. a post-mortem's frame locals); ``session``: more manifest metadata."""
     start = time.perf_counter()
+    _trust.derive_soon()  # the signing key's scrypt runs while the session is written
     codec = resolve_compression(compression)
     digest = default_digest()
     features = features_for(digest, codec.name)
@@ -88,9 +89,11 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
     p = plan(ns, select, hidden=ipython_hidden(ns), extra=extra)
     out = store.open_write(name)
     bar = Progress("saving", estimate_bytes(p.values.values()), progress)
+    writer: ChunkWriter | None = None
     try:
         sink = FileSink(out, header_bytes(features))
-        writer = ChunkWriter(sink, codec, digest, on_bytes=bar)
+        # chunks are placed in a thread of their own while the next value is pickled
+        writer = ChunkWriter(sink, codec, digest, on_bytes=bar, background=True)
         entries, groups = write_session(p, writer)  # streams go to the file as produced
         entries, cells = attach_slices(entries, ns)
         if cells is not None:
@@ -98,8 +101,11 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
         manifest = _Manifest(entries=entries, groups=groups, blobs=writer.blobs,
                              session={**session_info(entries), **(session or {})},
                              digest=digest, features=features, sections=sections or {})
+        writer.close()
         size = sink.finish(manifest, seal_of(manifest))
     except BaseException:
+        if writer is not None:
+            writer.close()  # nothing writes into the file once it is discarded
         out.discard()
         raise
     finally:

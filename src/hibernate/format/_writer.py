@@ -9,6 +9,13 @@ checkpoint store (chunks as content-addressed objects, written once). A sink tha
 holds a chunk's content says so (``known``), and the chunk is neither compressed nor
 written again: that is all deduplication is.
 
+A writer made with ``background=True`` (saves to a file) also places chunks in a thread of
+its own: the caller's thread goes on pickling the next value while the previous chunks are
+digested, compressed and written. Placement keeps the order of the calls; at most
+``AHEAD_BYTES`` wait to be placed (the caller waits beyond that), so memory stays bounded by
+a few chunks; ``mark`` is placed in that order too, and a failed placement is raised to the
+caller at its next call. ``blobs`` (and ``flush``) wait for everything queued.
+
 A writer given a ``FastDigests`` cache (checkpoints: the same buffers are checkpointed
 again and again) first takes an xxh3-128 of each large chunk (about 10 GB/s here, several
 times BLAKE3) and computes the cryptographic digest only for content it has not seen in
@@ -19,8 +26,9 @@ Non-goals: what the blobs mean (see session/), the file's header and trailer (_f
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from ._codecs import Codec
@@ -32,6 +40,7 @@ __all__ = ["CHUNK_SIZE", "RAW", "BlobStream", "ChunkSink", "ChunkWriter", "FastD
 CHUNK_SIZE = 4 << 20
 RAW = Codec("raw")
 WINDOW = 4  # chunks digested/compressed ahead of the one being placed
+AHEAD_BYTES = 64 << 20  # background placement: raw bytes queued and not yet placed
 
 
 class ChunkSink(Protocol):
@@ -85,7 +94,7 @@ class ChunkWriter:
     def __init__(self, sink: ChunkSink, codec: Codec = RAW, digest: str | None = None,
                  chunk_size: int = CHUNK_SIZE,
                  on_bytes: Callable[[int], None] | None = None,
-                 fast: FastDigests | None = None) -> None:
+                 fast: FastDigests | None = None, background: bool = False) -> None:
         self.sink = sink
         self._fast = fast
         self.digest = digest or default_digest()
@@ -93,8 +102,15 @@ class ChunkWriter:
         self._codec = codec
         self._chunk_size = chunk_size
         self._on_bytes = on_bytes
-        self._blobs: list[Blob | None] = []  # None: reserved by an open stream
+        # per blob: its chunks (placed, or being placed) and raw length; None: reserved by
+        # an open stream
+        self._blobs: list[tuple[list[Chunk | Future[Chunk]], int] | None] = []
         self.codecs_used: set[str] = set()
+        self._placer: ThreadPoolExecutor | None = None
+        if background:
+            self._placer = ThreadPoolExecutor(1, thread_name_prefix="hibernate-write")
+        self._queued: deque[tuple[Future[Any], int]] = deque()  # placements not yet seen done
+        self._queued_bytes = 0
 
     # ---- encoding and placing -------------------------------------------------------
 
@@ -124,13 +140,16 @@ class ChunkWriter:
         size = self._chunk_size
         return [view[i:i + size] for i in range(0, max(len(view), 1), size)]
 
-    def place_all(self, pieces: list[memoryview]) -> list[Chunk]:
+    def place_all(self, pieces: list[memoryview]) -> list[Chunk | Future[Chunk]]:
         """Encode ``pieces`` in pool threads (a window ahead) and place them in order; a
-        lone small piece is encoded here (a thread hand-off would cost more)."""
+        lone small piece is encoded here (a thread hand-off would cost more). In the
+        background: queued, and the futures of their chunks returned."""
+        if self._placer is not None:
+            return [self._queue(piece) for piece in pieces]
         if len(pieces) == 1 and len(pieces[0]) < FAST_MIN:
             return [self._place(pieces[0], self._encode(pieces[0]))]
         jobs: list[Future[Encoded] | None] = [later(self._encode, p) for p in pieces[:WINDOW]]
-        chunks = []
+        chunks: list[Chunk | Future[Chunk]] = []
         for i, piece in enumerate(pieces):
             if i + WINDOW < len(pieces):
                 jobs.append(later(self._encode, pieces[i + WINDOW]))
@@ -140,17 +159,64 @@ class ChunkWriter:
             chunks.append(self._place(piece, job.result()))
         return chunks
 
+    # ---- background placement -------------------------------------------------------
+
+    def _queue(self, piece: memoryview) -> Future[Chunk]:
+        assert self._placer is not None
+        self._settle(len(piece))
+        encoded = later(self._encode, piece) if len(piece) >= FAST_MIN else None
+        try:
+            placed = self._placer.submit(self._place_encoded, piece, encoded)
+        except RuntimeError:  # at interpreter exit (save_on_exit): no new threads
+            self.flush()
+            placed = Future()
+            placed.set_result(self._place_encoded(piece, encoded))
+        self._queued.append((placed, len(piece)))
+        self._queued_bytes += len(piece)
+        return placed
+
+    def _place_encoded(self, piece: memoryview, encoded: Future[Encoded] | None) -> Chunk:
+        return self._place(piece, self._encode(piece) if encoded is None else encoded.result())
+
+    def _settle(self, room: int = 0) -> None:
+        """Take finished placements off the queue (raising the first failure) and wait for
+        the oldest until ``room`` more bytes fit in ``AHEAD_BYTES`` (0: wait for all when
+        ``room`` is negative)."""
+        while self._queued:
+            future, size = self._queued[0]
+            if not future.done() and (room >= 0 and
+                                      self._queued_bytes + room <= AHEAD_BYTES):
+                return
+            future.result()  # a failed placement (a full disk...) raises here
+            self._queued.popleft()
+            self._queued_bytes -= size
+
+    def flush(self) -> None:
+        """Wait until everything queued is placed (raises a placement's failure)."""
+        self._settle(-1)
+
+    def close(self) -> None:
+        """Stop the placing thread once what is queued is done (failures are dropped: the
+        caller is ending the write either way). Idempotent."""
+        if self._placer is not None:
+            self._placer.shutdown(wait=True)
+            self._placer = None
+            self._queued.clear()
+            self._queued_bytes = 0
+
     # ---- blobs ------------------------------------------------------------------------
 
     def add_blob(self, data: bytes | bytearray | memoryview) -> int:
-        """Write one buffer as chunks; return its index."""
-        chunks = self.place_all(self._pieces(memoryview(data).cast("B")))
-        self._blobs.append(Blob(tuple(chunks)))
+        """Write one buffer as chunks; return its index. In the background the buffer is
+        read after this returns: it must not change until ``flush`` (the session's values
+        do not change while they are saved)."""
+        view = memoryview(data).cast("B")
+        self._blobs.append((self.place_all(self._pieces(view)), len(view)))
         return len(self._blobs) - 1
 
     def add_chunks(self, chunks: list[Chunk]) -> int:
         """A blob made of chunks the sink already holds (reused from an earlier manifest)."""
-        self._blobs.append(Blob(tuple(chunks)))
+        self._blobs.append((list(chunks), sum(c.raw for c in chunks)))
         return len(self._blobs) - 1
 
     def open_stream(self) -> BlobStream:
@@ -162,19 +228,35 @@ class ChunkWriter:
     @property
     def blobs(self) -> tuple[Blob, ...]:
         assert all(b is not None for b in self._blobs), "a blob stream was left open"
-        return tuple(b for b in self._blobs if b is not None)
+        self.flush()
+        return tuple(Blob(tuple(c if isinstance(c, Chunk) else c.result() for c in b[0]))
+                     for b in self._blobs if b is not None)
 
     def length(self, index: int) -> int:
         blob = self._blobs[index]
-        return 0 if blob is None else blob.length
+        return 0 if blob is None else blob[1]
 
     def mark(self) -> tuple[int, Any]:
-        return len(self._blobs), self.sink.mark()
+        """Where the sink stands after everything queued so far (placed in that order)."""
+        if self._placer is None:
+            return len(self._blobs), self.sink.mark()
+        self._settle()
+        try:
+            return len(self._blobs), self._placer.submit(self.sink.mark)
+        except RuntimeError:  # at interpreter exit: placing in this thread
+            self.flush()
+            done: Future[Any] = Future()
+            done.set_result(self.sink.mark())
+            return len(self._blobs), done
 
     def rollback(self, mark: tuple[int, Any]) -> None:
         """Forget the blobs added since ``mark`` and take their bytes back from the sink."""
+        at = mark[1]
+        if self._placer is not None:
+            self.flush()
+            at = at.result()
         del self._blobs[mark[0]:]
-        self.sink.rewind(mark[1])
+        self.sink.rewind(at)
 
 
 class BlobStream:
@@ -184,13 +266,18 @@ class BlobStream:
     def __init__(self, writer: ChunkWriter, index: int) -> None:
         self._writer, self.index = writer, index
         self._buf = bytearray()
-        self._chunks: list[Chunk] = []
+        self._chunks: list[Chunk | Future[Chunk]] = []
+        self._length = 0
 
     def _emit(self, piece: memoryview) -> None:
         self._chunks.extend(self._writer.place_all([piece]))
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Whole chunks of ``data`` are placed from its memory (read after this returns
+        when placing in the background: the pickler and pyarrow hand over bytes they do
+        not reuse); a partial chunk is copied."""
         view = memoryview(data).cast("B")
+        self._length += len(view)
         size = self._writer._chunk_size
         pos = 0
         if self._buf:
@@ -212,5 +299,5 @@ class BlobStream:
         if self._buf or not self._chunks:
             self._emit(memoryview(self._buf))
             self._buf = bytearray()
-        self._writer._blobs[self.index] = Blob(tuple(self._chunks))
+        self._writer._blobs[self.index] = (self._chunks, self._length)
         return self.index

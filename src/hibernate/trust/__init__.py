@@ -9,6 +9,7 @@ from ._keys import (
     Signature,
     SignatureStatus,
     add_trusted,
+    derive_soon,
     is_trusted,
     rotate_key,
     seal,
@@ -17,6 +18,6 @@ from ._keys import (
     verify,
 )
 
-__all__ = ["Key", "Signature", "SignatureStatus", "add_trusted", "is_trusted",
+__all__ = ["Key", "Signature", "SignatureStatus", "add_trusted", "derive_soon", "is_trusted",
            "is_trusted_manifest", "may_sign", "rotate_key", "seal", "user_key", "user_keys",
            "verify"]

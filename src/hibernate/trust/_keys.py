@@ -27,12 +27,14 @@ import hmac
 import os
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from enum import Enum
 
 from ..errors import HibernateError, IntegrityError, StorageError
 
-__all__ = ["Key", "Signature", "SignatureStatus", "add_trusted", "is_trusted", "new_key_text",
+__all__ = ["Key", "Signature", "SignatureStatus", "add_trusted", "derive_soon", "is_trusted",
+           "new_key_text",
            "parse_key", "rotate_key", "seal", "user_key", "user_keys", "verify"]
 
 KEY_FILE = "key"
@@ -46,14 +48,47 @@ MAC_LEN = 32
 KDF = {"n": 1 << 15, "r": 8, "p": 1, "maxmem": 64 << 20}
 KDF_SALT = b"hibernate signing key v2"
 _derived: dict[bytes, tuple[bytes, bytes]] = {}
+_deriving: dict[bytes, threading.Thread] = {}
 
 
 def _derive(secret: bytes) -> tuple[bytes, bytes]:
-    """(MAC key, key id) for a secret, derived once per process."""
-    if secret not in _derived:
+    """(MAC key, key id) for a secret, derived once per process (waiting for a derivation
+    ``derive_soon`` started)."""
+    found = _derived.get(secret)
+    if found is None:
+        running = _deriving.get(secret)
+        if running is not None and running is not threading.current_thread():
+            running.join()
+        found = _derived.get(secret)
+    if found is None:
         out = hashlib.scrypt(secret, salt=KDF_SALT, dklen=32 + KEY_ID_LEN, **KDF)
-        _derived[secret] = (out[:32], out[32:])
-    return _derived[secret]
+        found = _derived[secret] = (out[:32], out[32:])
+    return found
+
+
+def derive_soon() -> None:
+    """Start deriving the signing key in a thread (scrypt releases the GIL), so that a save
+    pickles and writes while it runs instead of paying it at the end. Errors (a refused
+    key...) are left to the call that needs the key."""
+    try:
+        secret = user_key().secret
+    except HibernateError:
+        return
+    if secret in _derived or secret in _deriving:
+        return
+
+    def run() -> None:
+        try:
+            _derive(secret)
+        except Exception:  # the caller derives it again, and meets the error itself
+            pass
+
+    thread = threading.Thread(target=run, name="hibernate-kdf", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # at interpreter exit: derived when needed instead
+        return
+    _deriving[secret] = thread
 
 
 @dataclass(frozen=True)
