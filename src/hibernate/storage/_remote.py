@@ -1,22 +1,48 @@
 """fsspec store: any fsspec URL (s3://, gs://, az://, memory://, ...) as a hibernate store.
 
-A thin adapter over ``fsspec.url_to_fs``. Reads: ranged ``cat_file`` (several at once for a
-large blob). Writes on object stores (S3, GCS, Azure): a file opened with
-``autocommit=False``, published by ``commit()`` only when the save completed and
-``discard()``-ed otherwise, which aborts an S3 multipart upload (a plain
-``with fs.open(...)`` would publish a partial object on an exception). Other filesystems:
-a temp object and a move.
+A thin adapter over ``fsspec.url_to_fs``.
 
-Reads are not pinned to a version: a file replaced while it is open fails its chunk digests
-(an IntegrityError per entry), it never mixes versions silently.
+Reads: a small read is one exact ranged read. A large one (a chunk of a big value) starts a
+read-ahead stream: the bytes from there on are fetched in parts, several at once, whose size
+doubles from 8 MiB up to the filesystem's block size (s3fs: ``default_block_size``, 50 MiB
+unless set) while the reads go on in order, at most ``AHEAD`` bytes ahead of them; the reads
+that follow are served from those parts. On S3 the handle is pinned to what it opened: every
+ranged GET names the object's VersionId (a versioned bucket: the opened version stays
+readable) or carries ``If-Match`` with its ETag, so that a replaced object raises
+``StorageError`` ("... was replaced while open ...") on the next read. Elsewhere reads are
+not pinned: a replaced object fails its chunk digests, it never mixes versions silently.
+
+A local cache (the storage option ``cache``: a directory, or True for the user's cache
+directory; hibernate's own, never passed to fsspec) keeps every fetched range of an object
+on local disk, keyed by URL and ETag (and VersionId): a second ``open()`` of the unchanged
+object reads no bytes remotely, and a changed object never serves the old bytes (its ETag
+names other cache files; the old ones are removed). What comes from the cache is checked
+by the chunk digests and the signature like anything read.
+
+Writes on S3: a multipart upload whose parts (the block size each) go up several at once
+while the save goes on, at most ``UPLOAD_AHEAD`` bytes held; the object appears only on
+``commit()`` (a single PUT when it is smaller than one part), and ``discard()`` aborts the
+upload, so a failed save leaves no object and no pending upload (a killed one leaves an
+upload that ``abort_uploads`` removes). Other object stores (GCS, Azure): a file opened with
+``autocommit=False``, published by ``commit()``. Other filesystems: a temp object and a move.
+
+Non-goals: caching writes, evicting a cache by size, pinning on stores other than S3.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
+import os
 import posixpath
 import secrets
+import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import StorageError
@@ -26,70 +52,463 @@ __all__ = ["FsspecStore", "abort_uploads", "url_to_store"]
 
 INSTALL_HINT = "remote URLs need fsspec (and s3fs for s3://): pip install 'hibernate[remote]'"
 
+STREAM_MIN = 1 << 20      # a read this large starts (or continues) a read-ahead stream
+FIRST_PART = 8 << 20      # the first parts of a stream; they double up to the block size
+AHEAD = 128 << 20         # how far a stream fetches ahead of the reads it serves
+UPLOAD_AHEAD = 256 << 20  # parts of an upload held in memory (in flight or being filled)
+MIN_PART = 5 << 20        # S3's smallest part (but the last)
+ENDS = 64 << 10           # the first and last bytes of an S3 object, fetched at open
+
 
 def url_to_store(url: str, storage_options: dict[str, Any] | None) -> tuple[FsspecStore, str]:
     try:
         import fsspec  # type: ignore[import-untyped]
     except ImportError:
         raise StorageError(INSTALL_HINT) from None
+    options = dict(storage_options or {})
+    cache = _cache_dir(options.pop("cache", None))
     try:
-        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        fs, path = fsspec.core.url_to_fs(url, **options)
     except ImportError as e:
         raise StorageError(f"{e}; {INSTALL_HINT}") from None
     except (ValueError, TypeError) as e:
         raise StorageError(f"cannot use {url}: {e}") from e
     parent, name = posixpath.split(path.rstrip("/"))
-    return FsspecStore(fs, parent), name
+    return FsspecStore(fs, parent, cache), name
+
+
+def _cache_dir(option: object) -> str | None:
+    if option is None or option is False or option in ("", "false", "False", "0"):
+        return None
+    if option is True or option in ("true", "True", "1"):
+        import platformdirs
+
+        return os.path.join(platformdirs.user_cache_dir("hibernate", appauthor=False),
+                            "remote")
+    if not isinstance(option, (str, os.PathLike)):
+        raise ValueError(f"storage option cache={option!r}: a directory or True")
+    return os.path.abspath(os.path.expanduser(os.fspath(option)))
 
 
 def _wrap(what: str, e: Exception) -> StorageError:
     return StorageError(f"{what}: {type(e).__name__}: {e}")
 
 
+def _protocols(fs: Any) -> set[str]:
+    p = fs.protocol
+    return {p} if isinstance(p, str) else set(p)
+
+
+def _is_s3(fs: Any) -> bool:
+    return bool(_protocols(fs) & {"s3", "s3a"}) and hasattr(fs, "_call_s3")
+
+
+def _sync(fs: Any, coroutine_function: Any, *args: Any, **kw: Any) -> Any:
+    """Run a coroutine on the filesystem's event loop and wait for it."""
+    from fsspec.asyn import sync  # type: ignore[import-untyped]
+
+    return sync(fs.loop, coroutine_function, *args, **kw)
+
+
+def _s3(fs: Any, method: str, **kw: Any) -> Any:
+    """One S3 call through s3fs's client (its credentials, retries and error mapping)."""
+    return _sync(fs, fs._call_s3, method, **kw)
+
+
+async def _s3_get(fs: Any, bucket: str, key: str, span: str,
+                  pin: dict[str, str]) -> tuple[dict[str, Any], bytes]:
+    """A ranged GET (``span``: "START-END", or "-N" for the last N bytes): the response's
+    metadata and the bytes."""
+    resp = await fs._call_s3("get_object", Bucket=bucket, Key=key, Range=f"bytes={span}",
+                             **pin)
+    try:
+        return resp, await resp["Body"].read()
+    finally:
+        resp["Body"].close()
+
+
+async def _s3_ends(fs: Any, bucket: str, key: str, n: int, pin: dict[str, str]
+                   ) -> list[tuple[dict[str, Any], bytes]]:
+    """The first and the last ``n`` bytes, fetched at once."""
+    return list(await asyncio.gather(_s3_get(fs, bucket, key, f"0-{n - 1}", pin),
+                                     _s3_get(fs, bucket, key, f"-{n}", pin)))
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _submit(fn: Any, *args: Any) -> Future[Any]:
+    """Run ``fn(*args)`` in a remote-I/O thread; inline when threads can no longer start."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(8, thread_name_prefix="hibernate-remote")
+        pool = _POOL
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError:  # interpreter shutting down
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn(*args))
+        except Exception as e:
+            done.set_exception(e)
+        return done
+
+
+# ---- reading -----------------------------------------------------------------------------
+
+class _DiskCache:
+    """Fetched ranges of one version of one object: ``NAME.data`` holds them at their own
+    offsets (a sparse file); ``NAME.ranges`` lists them with the data file's inode (an index
+    never describes another file), written when the handle closes, after the data is
+    flushed. Files of the same URL with another tag are removed when it is opened."""
+
+    def __init__(self, directory: str, url: str, tag: str, size: int) -> None:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        name = hashlib.sha256(url.encode()).hexdigest()[:32]
+        base = f"{name}-{hashlib.sha256(tag.encode()).hexdigest()[:16]}"
+        for old in os.listdir(directory):
+            if old.startswith(name) and not old.startswith(base):
+                with suppress(OSError):
+                    os.unlink(os.path.join(directory, old))
+        self._index = os.path.join(directory, base + ".ranges")
+        self._fd = os.open(os.path.join(directory, base + ".data"), os.O_RDWR | os.O_CREAT,
+                           0o600)
+        self._ino, self._size = os.fstat(self._fd).st_ino, size
+        self._lock = threading.Lock()
+        self._ranges = self._saved()
+        self._dirty = False
+
+    def _saved(self) -> list[tuple[int, int]]:
+        with suppress(OSError, KeyError, ValueError, TypeError):  # no index, or a bad one
+            with open(self._index) as f:
+                saved = json.load(f)
+            if saved["ino"] == self._ino:
+                return [(int(s), int(e)) for s, e in saved["ranges"] if 0 <= s < e <= self._size]
+        return []
+
+    def get(self, start: int, end: int) -> bytes | None:
+        with self._lock:
+            if self._fd < 0 or not any(s <= start and end <= e for s, e in self._ranges):
+                return None
+            data = os.pread(self._fd, end - start, start)
+        return data if len(data) == end - start else None
+
+    def put(self, start: int, data: bytes) -> None:
+        with self._lock:
+            try:
+                if self._fd < 0:
+                    return
+                if os.pwrite(self._fd, data, start) != len(data):
+                    raise OSError("a short write (is the disk full?)")
+            except OSError as e:  # a cache that cannot be written is no cache, not a failure
+                warnings.warn(f"hibernate's remote cache: {e}", RuntimeWarning, stacklevel=2)
+                return
+            self._ranges = _merged([*self._ranges, (start, start + len(data))])
+            self._dirty = True
+
+    def close(self) -> None:
+        with self._lock:
+            fd, self._fd = self._fd, -1
+            if fd < 0:
+                return
+            try:
+                if self._dirty and os.fstat(fd).st_nlink:  # not removed for a newer version
+                    os.fdatasync(fd)
+                    tmp = f"{self._index}.{os.getpid()}.{secrets.token_hex(4)}"
+                    with open(tmp, "w") as f:
+                        json.dump({"ino": self._ino,
+                                   "ranges": _merged(self._ranges + self._saved())}, f)
+                    os.replace(tmp, self._index)
+            except OSError as e:
+                warnings.warn(f"hibernate's remote cache: {e}", RuntimeWarning, stacklevel=2)
+            finally:
+                os.close(fd)
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(e, out[-1][1]))
+        else:
+            out.append((s, e))
+    return out
+
+
+@dataclass
+class _Part:
+    start: int
+    end: int
+    data: Future[bytes]
+    served: int = 0
+
+
 class FsspecReadHandle(ReadHandle):
     concurrent = True  # ranged reads may run in parallel threads
 
-    def __init__(self, fs: Any, path: str) -> None:
+    def __init__(self, fs: Any, path: str, cache: str | None = None) -> None:
         self.fs, self.path = fs, path
-        try:
-            info = fs.info(path)
-        except FileNotFoundError as e:
-            raise StorageError(f"cannot open {path}: no such object") from e
-        except Exception as e:
-            raise _wrap(f"cannot open {path}", e) from e
-        if info.get("type") == "directory":
-            raise StorageError(f"cannot open {path}: it is a directory")
-        self.size = int(info["size"])
+        self._pin: dict[str, str] = {}
+        self._prefix = self._suffix = b""  # the object's first and last bytes, from open
+        tag = self._open(cache is not None)
+        self._cache = None
+        if cache is not None and tag:
+            opts = getattr(fs, "storage_options", {}) or {}
+            endpoint = opts.get("endpoint_url") or (opts.get("client_kwargs") or {}).get(
+                "endpoint_url", "")
+            try:
+                self._cache = _DiskCache(cache, f"{endpoint}\n{fs.unstrip_protocol(path)}",
+                                         tag, self.size)
+            except OSError as e:
+                warnings.warn(f"hibernate's remote cache {cache} is not usable: {e}",
+                              RuntimeWarning, stacklevel=3)
+        self._lock = threading.Lock()
+        self._parts: dict[int, _Part] = {}  # the stream: contiguous parts from _lo to _hi
+        self._lo = self._hi = -1
+        self._block = max(int(getattr(fs, "default_block_size", 0) or 32 << 20), 1 << 20)
 
-    def read(self, start: int, length: int) -> bytes:
-        if start < 0 or start + length > self.size:
-            raise StorageError(f"{self.path}: read of {length} bytes at {start} is past the end")
-        if length == 0:
-            return b""
+    def _open(self, cached: bool) -> str:
+        """Size the object; on S3 pin it, and (uncached) fetch its first bytes with the same
+        request. Returns its version tag ("" if it has none)."""
         try:
-            data = bytes(self.fs.cat_file(self.path, start=start, end=start + length))
+            if _is_s3(self.fs):
+                return self._open_s3(cached)
+            info = self.fs.info(self.path)
+        except FileNotFoundError as e:
+            raise StorageError(f"cannot open {self.path}: no such object") from e
         except Exception as e:
-            raise _wrap(f"cannot read {self.path}", e) from e
-        if len(data) != length:
+            raise _wrap(f"cannot open {self.path}", e) from e
+        if info.get("type") == "directory":
+            raise StorageError(f"cannot open {self.path}: it is a directory")
+        self.size = int(info["size"])
+        return str(info.get("ETag") or info.get("etag") or "")
+
+    def _open_s3(self, cached: bool) -> str:
+        self._bucket, self._key, version = self.fs.split_path(self.path)
+        which = {"VersionId": version} if version else {}
+        meta = None
+        if not cached:  # header and trailer are read first: one round trip, not three
+            try:
+                (meta, head), (tail, foot) = _sync(self.fs, _s3_ends, self.fs, self._bucket,
+                                                   self._key, ENDS, which)
+                if tail.get("ETag") != meta.get("ETag"):
+                    raise ValueError("replaced between the two reads")
+                self.size = int(meta["ContentRange"].rpartition("/")[2])
+                self._prefix, self._suffix = head, foot  # counted in bytes_read when read
+            except FileNotFoundError:
+                raise
+            except Exception:  # an empty object has no range to get: a HEAD says why
+                meta = None
+        if meta is None:
+            meta = _s3(self.fs, "head_object", Bucket=self._bucket, Key=self._key, **which)
+            self.size = int(meta["ContentLength"])
+        etag = str(meta.get("ETag", ""))
+        version = version or meta.get("VersionId")
+        if version and version != "null":
+            self._pin = {"VersionId": version}
+        elif etag:
+            self._pin = {"IfMatch": etag}
+        return f"{etag} {version or ''}" if etag else ""
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        """Bytes ``start:end`` from the cache, else from the store (then kept in the cache)."""
+        if self._cache is not None:
+            cached = self._cache.get(start, end)
+            if cached is not None:
+                return cached
+        try:
+            if _is_s3(self.fs):
+                data: bytes = _sync(self.fs, _s3_get, self.fs, self._bucket, self._key,
+                                    f"{start}-{end - 1}", self._pin)[1]
+            else:
+                data = bytes(self.fs.cat_file(self.path, start=start, end=end))
+        except Exception as e:
+            raise self._read_error(e) from e
+        if len(data) != end - start:
             raise StorageError(f"{self.path}: the object changed or shrank while reading")
-        self.bytes_read += length
+        with self._lock:
+            self.bytes_read += len(data)
+        if self._cache is not None:
+            self._cache.put(start, data)
         return data
 
+    def _read_error(self, e: Exception) -> StorageError:
+        code = getattr(e.__cause__, "response", {}).get("Error", {}).get("Code")
+        if code == "PreconditionFailed":
+            return StorageError(f"{self.path} was replaced while open (its ETag is no longer "
+                                f"{self._pin.get('IfMatch')}): open it again to read the "
+                                "new version")
+        if isinstance(e, FileNotFoundError) or code in ("NoSuchKey", "NoSuchVersion"):
+            return StorageError(f"{self.path} was deleted while open")
+        return _wrap(f"cannot read {self.path}", e)
+
+    def _stream(self, start: int, end: int) -> list[_Part] | None:
+        """The parts serving ``start:end``, extending the stream (called under the lock);
+        None for a read done on its own (small, or just behind the stream)."""
+        if not self._lo <= start <= self._hi:
+            if end - start < STREAM_MIN or self._lo - 2 * self._block <= start < self._lo:
+                return None
+            self._parts, self._lo, self._hi = {}, start, start  # a new stream
+        ahead = min(AHEAD, max(FIRST_PART, 2 * (end - self._lo)))  # twice what was read
+        target = min(self.size, end + ahead)
+        while self._hi < target:
+            n = min(self._block, max(min(FIRST_PART, self._block), self._hi - self._lo),
+                    self.size - self._hi)
+            part = _Part(self._hi, self._hi + n, _submit(self._fetch, self._hi, self._hi + n))
+            self._parts[part.start] = part
+            self._hi += n
+        for p in [p for p in self._parts.values() if p.end < start - 2 * self._block]:
+            del self._parts[p.start]  # behind the reads: skipped, never to be served
+        return [p for p in self._parts.values() if p.start < end and start < p.end]
+
+    def _pieces(self, start: int, length: int) -> list[memoryview]:
+        if start < 0 or length < 0 or start + length > self.size:
+            raise StorageError(f"{self.path}: read of {length} bytes at {start} is past the end")
+        if length == 0:
+            return []
+        end = start + length
+        at = self.size - len(self._suffix)
+        if end <= len(self._prefix) or start >= at:
+            with self._lock:
+                self.bytes_read += length
+            if end <= len(self._prefix):
+                return [memoryview(self._prefix)[start:end]]
+            return [memoryview(self._suffix)[start - at:end - at]]
+        with self._lock:
+            parts = self._stream(start, end)
+        if parts is None:
+            return [memoryview(self._fetch(start, end))]
+        pieces = []
+        for p in parts:
+            try:
+                data = p.data.result()
+            except BaseException:
+                with self._lock:
+                    self._parts.pop(p.start, None)
+                raise
+            lo, hi = max(start, p.start), min(end, p.end)
+            pieces.append(memoryview(data)[lo - p.start:hi - p.start])
+            with self._lock:
+                p.served += hi - lo
+                if p.served >= p.end - p.start and self._parts.get(p.start) is p:
+                    del self._parts[p.start]  # every byte handed out: its memory goes
+        return pieces
+
+    def read(self, start: int, length: int) -> bytes:
+        pieces = self._pieces(start, length)
+        if len(pieces) == 1 and len(pieces[0].obj) == length:  # type: ignore[arg-type]
+            return pieces[0].obj  # type: ignore[return-value]
+        return b"".join(pieces)
+
     def readinto(self, start: int, buf: memoryview) -> None:
-        buf[:] = self.read(start, len(buf))
+        pos = 0
+        for piece in self._pieces(start, len(buf)):
+            buf[pos:pos + len(piece)] = piece
+            pos += len(piece)
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            parts, self._parts, self._lo, self._hi = self._parts, {}, -1, -1
+        for p in parts.values():
+            if not p.data.cancel() and self._cache is not None:
+                with suppress(Exception):
+                    p.data.exception()  # a fetch still running writes to the cache
+        if self._cache is not None:
+            self._cache.close()
+
+
+# ---- writing -----------------------------------------------------------------------------
+
+class _S3Upload(WriteHandle):
+    """A multipart upload, parts sent in parallel; nothing is published before commit()."""
+
+    def __init__(self, fs: Any, path: str) -> None:
+        self.fs, self.path = fs, path
+        self._bucket, self._key, _ = fs.split_path(path)
+        self._size = max(MIN_PART, int(getattr(fs, "default_block_size", 0) or 0))
+        concurrency = int(getattr(fs, "max_concurrency", 4) or 4)
+        self._most = max(1, min(concurrency, UPLOAD_AHEAD // self._size - 1))
+        self._buf, self._used = bytearray(self._size), 0
+        self._upload: str | None = None
+        self._sent: list[Future[Any]] = []
+        self._finished = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._finished:
+            raise StorageError(f"{self.path}: this upload is finished")
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                n = min(len(view), self._size - self._used)
+                self._buf[self._used:self._used + n] = view[:n]
+                self._used += n
+                view = view[n:]
+                if self._used == self._size:
+                    self._send(self._buf)
+                    self._buf, self._used = bytearray(self._size), 0
+        except Exception as e:
+            raise _wrap(f"cannot write {self.path}", e) from e
+
+    def _send(self, body: bytes | bytearray) -> None:
+        if self._upload is None:
+            self._upload = _s3(self.fs, "create_multipart_upload", Bucket=self._bucket,
+                               Key=self._key)["UploadId"]
+        while sum(not f.done() for f in self._sent) >= self._most:
+            next(f for f in self._sent if not f.done()).result()  # memory stays bounded
+        for f in self._sent:
+            if f.done() and f.exception() is not None:
+                f.result()
+        call = self.fs._call_s3("upload_part", Bucket=self._bucket, Key=self._key,
+                                UploadId=self._upload, PartNumber=len(self._sent) + 1, Body=body)
+        self._sent.append(asyncio.run_coroutine_threadsafe(call, self.fs.loop))
+
+    def commit(self) -> None:
+        if self._finished:
+            raise StorageError(f"{self.path}: this upload is finished")
+        try:
+            last = bytes(memoryview(self._buf)[:self._used])
+            if self._upload is None:  # smaller than a part: one PUT
+                _s3(self.fs, "put_object", Bucket=self._bucket, Key=self._key, Body=last)
+            else:
+                if last:
+                    self._send(last)
+                parts = [{"PartNumber": i + 1, **{k: v for k, v in f.result().items()
+                                                  if k in ("ETag", "ChecksumSHA256")}}
+                         for i, f in enumerate(self._sent)]  # as s3fs completes its own
+                _s3(self.fs, "complete_multipart_upload", Bucket=self._bucket, Key=self._key,
+                    UploadId=self._upload, MultipartUpload={"Parts": parts})
+        except BaseException as e:
+            self.discard()
+            if isinstance(e, Exception):
+                raise _wrap(f"cannot save {self.path}", e) from e
+            raise
+        self._finished = True
+        self.fs.invalidate_cache(self.path)
+
+    def discard(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._buf = bytearray()
+        for f in self._sent:  # wait: a part still sending could outlive the abort
+            with suppress(Exception):
+                f.exception()
+        if self._upload is None:
+            return
+        try:
+            _s3(self.fs, "abort_multipart_upload", Bucket=self._bucket, Key=self._key,
+                UploadId=self._upload)
+        except Exception as e:  # cleanup after another failure: said, never raised over it
+            warnings.warn(f"hibernate could not abort the upload of {self.path} "
+                          f"({type(e).__name__}: {e}); `hibernate abort-uploads` removes "
+                          "unfinished uploads", RuntimeWarning, stacklevel=2)
 
 
 # Object stores whose files defer publishing to commit() (and can discard): others (memory,
 # sftp, ...) publish at open or close, so they get a temp object and a move instead.
 _DEFERRED = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
-
-
-def _protocols(fs: Any) -> set[str]:
-    p = fs.protocol
-    return {p} if isinstance(p, str) else set(p)
 
 
 class FsspecWriteHandle(WriteHandle):
@@ -141,21 +560,38 @@ class FsspecWriteHandle(WriteHandle):
                           "unfinished uploads", RuntimeWarning, stacklevel=2)
 
 
+# ---- the store ---------------------------------------------------------------------------
+
 class FsspecStore(Store):
-    """Objects below ``root`` on an fsspec filesystem."""
+    """Objects below ``root`` on an fsspec filesystem; ``cache``: a local directory that
+    keeps fetched ranges (see the module docstring)."""
 
-    pinned_reads = False  # ranged reads fetch the current object (see README, limits)
-
-    def __init__(self, fs: Any, root: str) -> None:
-        self.fs, self.root = fs, root
+    def __init__(self, fs: Any, root: str, cache: str | None = None) -> None:
+        self.fs, self.root, self.cache = fs, root, cache
+        self._versioned: bool | None = None
 
     def _path(self, key: str) -> str:
         return posixpath.join(self.root, key) if self.root else key
 
+    @property
+    def pinned_reads(self) -> bool:  # type: ignore[override]
+        """True on a versioned S3 bucket (reads name the version opened). Elsewhere on S3 a
+        replaced object raises StorageError on the next read; off S3 it fails its digests."""
+        if self._versioned is None:
+            self._versioned = False
+            if _is_s3(self.fs):
+                with suppress(Exception):
+                    bucket = self.fs.split_path(self._path("x"))[0]
+                    status = _s3(self.fs, "get_bucket_versioning", Bucket=bucket)
+                    self._versioned = status.get("Status") == "Enabled"
+        return self._versioned
+
     def open_read(self, key: str) -> ReadHandle:
-        return FsspecReadHandle(self.fs, self._path(key))
+        return FsspecReadHandle(self.fs, self._path(key), self.cache)
 
     def open_write(self, key: str) -> WriteHandle:
+        if _is_s3(self.fs):
+            return _S3Upload(self.fs, self._path(key))
         return FsspecWriteHandle(self.fs, self._path(key))
 
     def exists(self, key: str) -> bool:
