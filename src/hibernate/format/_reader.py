@@ -14,6 +14,7 @@ exists).
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -27,6 +28,16 @@ __all__ = ["MAX_CHUNK", "MMAP_MIN", "BlobReader", "ChunkSource", "check_codecs",
 
 MAX_CHUNK = 64 << 20  # the most a chunk may hold raw
 MMAP_MIN = 1 << 20    # with mmap=True, raw blobs at least this large are mapped, not read
+FRESH_MIN = 1 << 20   # blobs at least this large are read into memory never zero-filled
+
+
+def _fresh(n: int) -> bytearray | memoryview:
+    """Writable memory for ``n`` bytes about to be read into. ``bytearray(n)`` writes n
+    zeros first (a whole pass over memory, for a gigabyte a tenth of a second or more); an
+    anonymous mapping's pages are only made when the read touches them."""
+    if n < FRESH_MIN:
+        return bytearray(n)
+    return memoryview(mmap.mmap(-1, n))
 
 
 class ChunkSource(Protocol):
@@ -129,7 +140,7 @@ class BlobReader:
             mapped = self._source.map_blob(blob)
             if mapped is not None:
                 return mapped
-        out = bytearray(blob.length)
+        out = _fresh(blob.length)
         view = memoryview(out)
         pieces = []
         pos = 0
