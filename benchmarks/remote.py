@@ -75,6 +75,16 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("moto's server did not start")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def step(name: str, scale: float, opts: dict[str, object], local: str) -> float:
     out = subprocess.run([sys.executable, "-c", CHILD.format(here=HERE), name, str(scale),
                           json.dumps(opts), local], capture_output=True, text=True,
@@ -103,13 +113,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             local = os.path.join(tmp, "session.hib")
             times: dict[str, list[float]] = {"save": [], "put": [], "load": [], "get": []}
+            served: dict[str, list[float]] = {k: [] for k in times}  # the server's CPU
             for i in range(args.runs):
                 order = ["save", "put", "load", "get"] if i % 2 == 0 else [
                     "put", "save", "get", "load"]
                 if i == 0:  # the plain steps need the saved file's bytes
                     order = ["save", "put", "load", "get"]
                 for name in order:
+                    before = cpu_seconds(server.pid)
                     times[name].append(step(name, args.scale, opts, local))
+                    served[name].append(cpu_seconds(server.pid) - before)
                     if name == "save" and i == 0:
                         import fsspec
 
@@ -120,14 +133,16 @@ def main() -> None:
         server.terminate()
         server.wait()
     med = {k: statistics.median(v) for k, v in times.items()}
+    cpu = {k: statistics.median(v) for k, v in served.items()}
     print(f"`python benchmarks/remote.py --scale {args.scale:g} --runs {args.runs}`: "
           f"a {size / 1e6:.0f} MB file, moto's server on 127.0.0.1 sharing "
           f"{os.cpu_count()} cores, medians of {args.runs} fresh-process runs\n")
-    print("| step | hibernate (s) | plain s3fs (s) | ratio |\n|---|---|---|---|")
-    print(f"| save vs `pipe_file` | {med['save']:.2f} | {med['put']:.2f} | "
-          f"{med['save'] / med['put']:.2f}x |")
-    print(f"| load vs `cat_file` | {med['load']:.2f} | {med['get']:.2f} | "
-          f"{med['load'] / med['get']:.2f}x |")
+    print("| step | hibernate (s) | plain s3fs (s) | ratio | server CPU (s), hibernate / plain |"
+          "\n|---|---|---|---|---|")
+    for ours, plain, what in (("save", "put", "save vs `pipe_file`"),
+                              ("load", "get", "load vs `cat_file`")):
+        print(f"| {what} | {med[ours]:.2f} | {med[plain]:.2f} | "
+              f"{med[ours] / med[plain]:.2f}x | {cpu[ours]:.2f} / {cpu[plain]:.2f} |")
     print(f"\nall runs (s): {json.dumps({k: [round(x, 2) for x in v] for k, v in times.items()})}")
 
 

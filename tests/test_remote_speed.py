@@ -36,6 +36,7 @@ class Served:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str, float, float]] = []
+        self.entered: list[tuple[str, str]] = []  # (operation, key) as each request arrives
         self.delay = 0.0
         self._lock = threading.Lock()
 
@@ -58,6 +59,7 @@ def served(s3: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Serv
 
         def handler(self: Any, *args: Any, **kw: Any) -> Any:
             start = time.monotonic()
+            record.entered.append((name, self.path))
             time.sleep(record.delay)
             try:
                 return original(self, *args, **kw)
@@ -141,7 +143,7 @@ def test_a_killed_save_leaves_no_object_and_abort_uploads_cleans_up(
         s3: dict[str, Any], served: Served, tmp_path: Path) -> None:
     prefix = f"killed-{uuid.uuid4().hex[:8]}/"
     url = f"s3://sessions/{prefix}s.hib"
-    served.delay = 0.5  # every part takes half a second: the save is killed meanwhile
+    served.delay = 1.0  # every part takes a second: the save is killed meanwhile
     script = tmp_path / "save.py"
     script.write_text(textwrap.dedent(f"""
         import hibernate, json, numpy as np
@@ -151,7 +153,8 @@ def test_a_killed_save_leaves_no_object_and_abort_uploads_cleans_up(
     child = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while not served.of("upload_part", prefix) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not any(
+                op == "upload_part" and prefix in key for op, key in served.entered):
             time.sleep(0.02)
         assert child.poll() is None, child.stderr.read() if child.stderr else ""
     finally:

@@ -2,31 +2,36 @@
 
 A thin adapter over ``fsspec.url_to_fs``.
 
-Reads: a small read is one exact ranged read. A large one (a chunk of a big value) starts a
-read-ahead stream: the bytes from there on are fetched in parts, several at once, whose size
-doubles from 8 MiB up to the filesystem's block size (s3fs: ``default_block_size``, 50 MiB
-unless set) while the reads go on in order, at most ``AHEAD`` bytes ahead of them; the reads
-that follow are served from those parts. On S3 the handle is pinned to what it opened: every
-ranged GET names the object's VersionId (a versioned bucket: the opened version stays
-readable) or carries ``If-Match`` with its ETag, so that a replaced object raises
+Reads. Opening an S3 object fetches its first and last ``ENDS`` bytes (64 KiB) in one round
+trip: a file's header, trailer and, mostly, its manifest are read from them (``bytes_read``
+counts them as they are read). Any other small read is one exact ranged GET. A large one (a
+chunk of a big value) starts a read-ahead stream: the bytes from there on are fetched in
+parts, several at once, whose size doubles from 8 MiB up to the filesystem's block size
+(s3fs: ``default_block_size``, 50 MiB unless set) while the reads go on in order, at most
+``AHEAD`` bytes (128 MiB) ahead of them and twice what the stream has served; the reads that
+follow are served from those parts, whose memory goes once every byte was handed out.
+
+Pinning. On S3 every GET names the VersionId opened (a versioned bucket: that version stays
+readable) or carries ``If-Match`` with the ETag opened, so that a replaced object raises
 ``StorageError`` ("... was replaced while open ...") on the next read. Elsewhere reads are
 not pinned: a replaced object fails its chunk digests, it never mixes versions silently.
 
-A local cache (the storage option ``cache``: a directory, or True for the user's cache
-directory; hibernate's own, never passed to fsspec) keeps every fetched range of an object
-on local disk, keyed by URL and ETag (and VersionId): a second ``open()`` of the unchanged
-object reads no bytes remotely, and a changed object never serves the old bytes (its ETag
-names other cache files; the old ones are removed). What comes from the cache is checked
-by the chunk digests and the signature like anything read.
+Cache. The storage option ``cache`` (a directory, or True for the user's cache directory;
+hibernate's own, never passed to fsspec) keeps every fetched range of an object on local
+disk, keyed by URL and ETag (and VersionId): a second ``open()`` of the unchanged object
+reads no bytes remotely (one HEAD checks the ETag), and a changed object never serves the
+old bytes (its ETag names other cache files; the old ones are removed). What comes from the
+cache is checked by the chunk digests and the signature like anything read.
 
 Writes on S3: a multipart upload whose parts (the block size each) go up several at once
 while the save goes on, at most ``UPLOAD_AHEAD`` bytes held; the object appears only on
-``commit()`` (a single PUT when it is smaller than one part), and ``discard()`` aborts the
-upload, so a failed save leaves no object and no pending upload (a killed one leaves an
-upload that ``abort_uploads`` removes). Other object stores (GCS, Azure): a file opened with
-``autocommit=False``, published by ``commit()``. Other filesystems: a temp object and a move.
+``commit()`` (a single PUT when it is smaller than one part), and ``discard()`` waits for
+the parts in flight and aborts the upload, so a failed save leaves no object and no pending
+upload (a killed one leaves an upload that ``abort_uploads`` removes). Other object stores
+(GCS, Azure): a file opened with ``autocommit=False``, published by ``commit()``. Other
+filesystems: a temp object and a move.
 
-Non-goals: caching writes, evicting a cache by size, pinning on stores other than S3.
+Non-goals: caching what is written, evicting a cache by size, pinning off S3.
 """
 
 from __future__ import annotations
@@ -136,6 +141,14 @@ async def _s3_ends(fs: Any, bucket: str, key: str, n: int, pin: dict[str, str]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
+
+
+def _forget_pool() -> None:  # a forked child has none of its parent's threads
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _submit(fn: Any, *args: Any) -> Future[Any]:
@@ -264,7 +277,7 @@ class FsspecReadHandle(ReadHandle):
             except OSError as e:
                 warnings.warn(f"hibernate's remote cache {cache} is not usable: {e}",
                               RuntimeWarning, stacklevel=3)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # (a part fetched inline, at exit, takes it again)
         self._parts: dict[int, _Part] = {}  # the stream: contiguous parts from _lo to _hi
         self._lo = self._hi = -1
         self._block = max(int(getattr(fs, "default_block_size", 0) or 32 << 20), 1 << 20)
