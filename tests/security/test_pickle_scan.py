@@ -364,3 +364,49 @@ def test_a_file_with_bytes_after_its_pickle_fails_to_load_and_runs_nothing(fresh
     # without the junk byte, the same payload is listed, and runs when trusted
     assert ["os", "system"] in got["control_listed"]
     assert got["canary_after_control"] is True
+
+
+# -- the loader's own check, paid only when a global is named (speed issue, item 3) -------
+
+
+def _frame(body: bytes) -> bytes:
+    return b"\x95" + struct.pack("<Q", len(body)) + body
+
+
+def _load(stream: bytes) -> Any:
+    from hibernate.serializers._pickle import PickleSerializer
+
+    return PickleSerializer().load({"buffers": 0}, [stream])
+
+
+PLAIN = pickle.dumps([(i, str(i)) for i in range(50_000)], protocol=5)  # many frames
+
+
+@pytest.mark.parametrize("name, stream", [
+    ("after the end", PLAIN + b"\x00"),
+    ("inside the last frame", P4 + _frame(b"K\x01" + STOP + b"N")),
+    ("a STOP in an early frame", P4 + _frame(b"K\x01" + STOP) + _frame(b"K\x02" + STOP)),
+    ("a STOP in the middle of a big stream", PLAIN[:-1] + STOP + b"N" + STOP),
+])
+def test_plain_data_with_bytes_after_its_stop_is_refused(name: str, stream: bytes) -> None:
+    """No global, so nothing could run: the check comes after reading, and still refuses."""
+    pickle.loads(stream)  # pickle itself loads each (it stops at the first STOP)
+    with pytest.raises(pickle.UnpicklingError, match="after the pickle's STOP"):
+        _load(stream)
+
+
+def test_a_global_late_in_a_stream_with_junk_runs_nothing(tmp_path: Path) -> None:
+    canary = tmp_path / "CANARY"
+    late = call(u("os") + u("system") + STACK_GLOBAL, f"touch {canary}")
+    stream = PLAIN[:-2] + late + b"a" + STOP + b"\x00"  # ...APPEND the call's result, junk
+    with pytest.raises(pickle.UnpicklingError, match="after the pickle's STOP"):
+        _load(stream)
+    assert not canary.exists()  # refused at the global, before it was handed out
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_every_protocol_loads_exactly(protocol: int) -> None:
+    value = {"a": [1, 2.5, "x" * 100, b"y" * 70_000, None, (3, 4)], "when": types.SimpleNamespace}
+    assert _load(pickle.dumps(value, protocol=protocol)) == value
+    with pytest.raises(pickle.UnpicklingError, match="after the pickle's STOP"):
+        _load(pickle.dumps(value, protocol=protocol) + b"\n")

@@ -27,6 +27,7 @@ import dataclasses
 import importlib
 import io
 import pickle
+import re
 import sys
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -347,75 +348,134 @@ class PickleSerializer(StreamingSerializer):
         return set(range(1, count))  # the out-of-band buffers; never the stream (blob 0)
 
     def load(self, meta: dict[str, Any], buffers: Sequence[Buffer]) -> object:
-        """Unpickle, after checking that the stream is one pickle ending at its STOP.
+        """Unpickle a stream that must be exactly one pickle, ending at its STOP.
 
         ``pickle.loads`` stops at the first STOP and ignores what follows, so a stream with
-        bytes after it loads while ``hibernate trust`` (which refuses such a stream) cannot
-        say what it holds. The check runs before anything is unpickled: it walks the
-        opcodes reading only their argument lengths (nothing is decoded or run), refusing
-        an unknown opcode, an argument past the end, a missing STOP and any byte after it.
-        One pass: about as long as ``pickle.loads`` itself for a stream of many small
-        objects, nothing for large in-band buffers. (Unpickling from a BytesIO and checking
-        its position afterwards would run the payload first, and misses bytes hidden
-        inside the last FRAME.)"""
+        bytes after it would load while ``hibernate trust`` (which refuses such a stream)
+        cannot say what it holds. ``one_pickle`` walks the opcodes (reading only their
+        argument lengths) and refuses an unknown opcode, an argument past the end, a
+        missing STOP and any byte after it: as long as ``pickle.loads`` itself for a
+        stream of many small objects. So it runs only when needed, before anything can
+        run: no code runs from a pickle without a global, so the walk runs at the first
+        ``find_class``, before the first global is handed out. A stream that names no
+        global (lists, dicts, tuples, strings, numbers: the bulk of small objects) runs
+        nothing; after it is read, the check is that the unpickler read it to its end and
+        that the last block it read (a frame, or the STOP byte alone) ends at its STOP."""
         if len(buffers) != 1 + meta.get("buffers", 0):
             raise ValueError("the number of out-of-band buffers does not match the stream")
-        stream = buffers[0]
-        data = (stream if isinstance(stream, (bytes, bytearray))
-                else memoryview(stream).cast("B"))
-        p = pickle
-        # opcode -> argument: n >= 0 fixed bytes; -1/-2 one/two lines; -3/-4/-5 a 1/4/8-byte
-        # length then that many bytes; -6 STOP; -7 not an opcode
-        kinds = [-7] * 256
-        for codes, kind in (
-                (p.MARK + p.POP + p.POP_MARK + p.DUP + p.NONE + p.NEWTRUE + p.NEWFALSE
-                 + p.EMPTY_TUPLE + p.TUPLE + p.TUPLE1 + p.TUPLE2 + p.TUPLE3 + p.EMPTY_LIST
-                 + p.LIST + p.APPEND + p.APPENDS + p.EMPTY_DICT + p.DICT + p.SETITEM
-                 + p.SETITEMS + p.EMPTY_SET + p.ADDITEMS + p.FROZENSET + p.REDUCE + p.BUILD
-                 + p.NEWOBJ + p.NEWOBJ_EX + p.OBJ + p.STACK_GLOBAL + p.MEMOIZE + p.BINPERSID
-                 + p.NEXT_BUFFER + p.READONLY_BUFFER, 0),
-                (p.BININT1 + p.BINGET + p.BINPUT + p.PROTO + p.EXT1, 1),
-                (p.BININT2 + p.EXT2, 2),
-                (p.BININT + p.LONG_BINGET + p.LONG_BINPUT + p.EXT4, 4),
-                (p.BINFLOAT + p.FRAME, 8),
-                (p.INT + p.LONG + p.FLOAT + p.STRING + p.UNICODE + p.GET + p.PUT + p.PERSID,
-                 -1),
-                (p.GLOBAL + p.INST, -2),
-                (p.SHORT_BINBYTES + p.SHORT_BINSTRING + p.SHORT_BINUNICODE + p.LONG1, -3),
-                (p.BINBYTES + p.BINSTRING + p.BINUNICODE + p.LONG4, -4),
-                (p.BINBYTES8 + p.BINUNICODE8 + p.BYTEARRAY8, -5),
-                (p.STOP, -6)):
-            for code in codes:
-                kinds[code] = kind
-        import re
-
-        newline = re.compile(b"\n").search
-        end, pos = len(data), 0
-        while True:
-            if pos >= end:
-                raise pickle.UnpicklingError("the pickle stream ends before its STOP")
-            kind = kinds[data[pos]]
-            pos += 1
-            if kind >= 0:
-                pos += kind
-            elif kind == -3:
-                pos += 1 + (data[pos] if pos < end else end)
-            elif kind in (-4, -5):
-                width = 4 if kind == -4 else 8
-                pos += width + int.from_bytes(data[pos:pos + width], "little")
-            elif kind in (-1, -2):
-                for _ in range(-kind):
-                    found = newline(data, pos)
-                    if found is None:
-                        raise pickle.UnpicklingError("the pickle stream ends in a line")
-                    pos = found.end()
-            elif kind == -6:
-                break
-            else:
+        view = memoryview(buffers[0]).cast("B")
+        source = _Source(view)
+        unpickler = _CheckedUnpickler(source, view, buffers[1:])
+        value = unpickler.load()
+        if not unpickler.checked:
+            if source.pos != len(view):
                 raise pickle.UnpicklingError(
-                    f"invalid pickle opcode {data[pos - 1]:#04x} at byte {pos - 1}")
-        if pos != end:
+                    f"{len(view) - source.pos} byte(s) after the pickle's STOP: refused, a "
+                    "stream must be exactly one pickle")
+            one_pickle(view, source.last)  # the block that held the STOP
+        return value
+
+
+class _Source:
+    """The file the unpickler reads a stream from, noting where its last read began (the
+    C unpickler reads a whole frame at once, and the STOP either inside one or alone)."""
+
+    def __init__(self, view: memoryview) -> None:
+        self.view, self.pos, self.last = view, 0, 0
+
+    def read(self, n: int = -1) -> bytes:
+        self.last = self.pos
+        end = len(self.view) if n < 0 else min(len(self.view), self.pos + n)
+        data = bytes(self.view[self.pos:end])
+        self.pos = end
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        out = memoryview(buf).cast("B")
+        self.last = self.pos
+        n = min(len(out), len(self.view) - self.pos)
+        out[:n] = self.view[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def readline(self) -> bytes:
+        self.last = self.pos
+        found = _NEWLINE(self.view, self.pos)
+        end = len(self.view) if found is None else found.end()
+        data = bytes(self.view[self.pos:end])
+        self.pos = end
+        return data
+
+
+class _CheckedUnpickler(pickle.Unpickler):
+    def __init__(self, source: _Source, view: memoryview, buffers: Sequence[Buffer]) -> None:
+        super().__init__(source, buffers=buffers)
+        self._view = view
+        self.checked = False
+
+    def find_class(self, module: str, name: str) -> Any:
+        if not self.checked:  # before the first global, and so before anything can run
+            one_pickle(self._view)
+            self.checked = True
+        return super().find_class(module, name)
+
+
+# opcode -> argument: n >= 0 fixed bytes; -1/-2 one/two lines; -3/-4/-5 a 1/4/8-byte length
+# then that many bytes; -6 STOP; -7 not an opcode
+_KINDS = [-7] * 256
+for _codes, _kind in (
+        (pickle.MARK + pickle.POP + pickle.POP_MARK + pickle.DUP + pickle.NONE
+         + pickle.NEWTRUE + pickle.NEWFALSE + pickle.EMPTY_TUPLE + pickle.TUPLE + pickle.TUPLE1
+         + pickle.TUPLE2 + pickle.TUPLE3 + pickle.EMPTY_LIST + pickle.LIST + pickle.APPEND
+         + pickle.APPENDS + pickle.EMPTY_DICT + pickle.DICT + pickle.SETITEM + pickle.SETITEMS
+         + pickle.EMPTY_SET + pickle.ADDITEMS + pickle.FROZENSET + pickle.REDUCE + pickle.BUILD
+         + pickle.NEWOBJ + pickle.NEWOBJ_EX + pickle.OBJ + pickle.STACK_GLOBAL + pickle.MEMOIZE
+         + pickle.BINPERSID + pickle.NEXT_BUFFER + pickle.READONLY_BUFFER, 0),
+        (pickle.BININT1 + pickle.BINGET + pickle.BINPUT + pickle.PROTO + pickle.EXT1, 1),
+        (pickle.BININT2 + pickle.EXT2, 2),
+        (pickle.BININT + pickle.LONG_BINGET + pickle.LONG_BINPUT + pickle.EXT4, 4),
+        (pickle.BINFLOAT + pickle.FRAME, 8),
+        (pickle.INT + pickle.LONG + pickle.FLOAT + pickle.STRING + pickle.UNICODE + pickle.GET
+         + pickle.PUT + pickle.PERSID, -1),
+        (pickle.GLOBAL + pickle.INST, -2),
+        (pickle.SHORT_BINBYTES + pickle.SHORT_BINSTRING + pickle.SHORT_BINUNICODE
+         + pickle.LONG1, -3),
+        (pickle.BINBYTES + pickle.BINSTRING + pickle.BINUNICODE + pickle.LONG4, -4),
+        (pickle.BINBYTES8 + pickle.BINUNICODE8 + pickle.BYTEARRAY8, -5),
+        (pickle.STOP, -6)):
+    for _code in _codes:
+        _KINDS[_code] = _kind
+_NEWLINE = re.compile(b"\n").search
+
+
+def one_pickle(data: memoryview, pos: int = 0) -> None:
+    """Check that the opcodes from ``pos`` (an opcode's start) run to a STOP that is the
+    stream's last byte, reading only argument lengths: nothing is decoded or run."""
+    kinds, newline, end = _KINDS, _NEWLINE, len(data)
+    while True:
+        if pos >= end:
+            raise pickle.UnpicklingError("the pickle stream ends before its STOP")
+        kind = kinds[data[pos]]
+        pos += 1
+        if kind >= 0:
+            pos += kind
+        elif kind == -3:
+            pos += 1 + (data[pos] if pos < end else end)
+        elif kind in (-4, -5):
+            width = 4 if kind == -4 else 8
+            pos += width + int.from_bytes(data[pos:pos + width], "little")
+        elif kind in (-1, -2):
+            for _ in range(-kind):
+                found = newline(data, pos)
+                if found is None:
+                    raise pickle.UnpicklingError("the pickle stream ends in a line")
+                pos = found.end()
+        elif kind == -6:
+            break
+        else:
             raise pickle.UnpicklingError(
-                f"{end - pos} byte(s) after the pickle's STOP (at byte {pos - 1}): refused, "
-                "a stream must be exactly one pickle")
-        return pickle.loads(stream, buffers=buffers[1:])
+                f"invalid pickle opcode {data[pos - 1]:#04x} at byte {pos - 1}")
+    if pos != end:
+        raise pickle.UnpicklingError(
+            f"{end - pos} byte(s) after the pickle's STOP (at byte {pos - 1}): refused, "
+            "a stream must be exactly one pickle")
