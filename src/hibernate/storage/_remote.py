@@ -443,24 +443,23 @@ class _S3Upload(WriteHandle):
         self._size = max(MIN_PART, int(getattr(fs, "default_block_size", 0) or 0))
         concurrency = int(getattr(fs, "max_concurrency", 4) or 4)
         self._most = max(1, min(concurrency, UPLOAD_AHEAD // self._size - 1))
-        self._buf, self._used = bytearray(self._size), 0
-        self._upload: str | None = None
+        self._buf = bytearray()  # the part being filled (grown as written: a small file
+        self._upload: str | None = None  # costs no part-sized buffer)
         self._sent: list[Future[Any]] = []
         self._finished = False
 
     def write(self, data: bytes | memoryview) -> None:
         if self._finished:
             raise StorageError(f"{self.path}: this upload is finished")
-        view = memoryview(data).cast("B")
         try:
+            view = memoryview(data).cast("B")
             while view:
-                n = min(len(view), self._size - self._used)
-                self._buf[self._used:self._used + n] = view[:n]
-                self._used += n
+                n = min(len(view), self._size - len(self._buf))
+                self._buf += view[:n]
                 view = view[n:]
-                if self._used == self._size:
+                if len(self._buf) == self._size:
                     self._send(self._buf)
-                    self._buf, self._used = bytearray(self._size), 0
+                    self._buf = bytearray()
         except Exception as e:
             raise _wrap(f"cannot write {self.path}", e) from e
 
@@ -481,7 +480,7 @@ class _S3Upload(WriteHandle):
         if self._finished:
             raise StorageError(f"{self.path}: this upload is finished")
         try:
-            last = bytes(memoryview(self._buf)[:self._used])
+            last = self._buf
             if self._upload is None:  # smaller than a part: one PUT
                 _s3(self.fs, "put_object", Bucket=self._bucket, Key=self._key, Body=last)
             else:
