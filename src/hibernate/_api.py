@@ -147,6 +147,7 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     ns = namespace_of(namespace)
     parts = parts_of(environment)
     select = Selector(include, exclude)
+    _trust.derive_soon()  # the key's scrypt runs while the file is opened and read
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
         manifest = read_file_manifest(src, _trust.user_keys())
@@ -170,6 +171,7 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
 
 def inspect(path: PathLike, *, storage_options: dict[str, Any] | None = None) -> Manifest:
     """The file's manifest: what it holds and how, read without running any of its code."""
+    _trust.derive_soon()  # the key's scrypt runs while the file is opened and read
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
         manifest = read_file_manifest(src, _trust.user_keys())
@@ -179,6 +181,7 @@ def inspect(path: PathLike, *, storage_options: dict[str, Any] | None = None) ->
 def open(path: PathLike, *, trust: bool = False, data_only: bool = False,
          storage_options: dict[str, Any] | None = None) -> Snapshot:
     """A lazy, read-only mapping over the file's variables; values load on first access."""
+    _trust.derive_soon()  # the key's scrypt runs while the file is opened and read
     store, name = resolve(path, storage_options)
     src = store.open_read(name)
     try:
@@ -197,6 +200,7 @@ def verify_file(path: PathLike, *, storage_options: dict[str, Any] | None = None
     """Check every chunk digest and the signature; the manifest and the damaged blobs
     (index -> what is wrong). One chunk at a time is held in memory; nothing is decoded
     beyond the chunks' bytes."""
+    _trust.derive_soon()  # the key's scrypt runs while the file is opened and read
     store, name = resolve(path, storage_options)
     damaged: dict[int, str] = {}
     with store.open_read(name) as src:
@@ -216,6 +220,7 @@ def file_globals(path: PathLike, *, storage_options: dict[str, Any] | None = Non
                  ) -> tuple[Manifest, dict[tuple[str, str], list[str]]]:
     """The manifest, and every global the file's pickles name -> the variables naming it.
     Read from the opcodes: nothing is unpickled or imported."""
+    _trust.derive_soon()  # the key's scrypt runs while the file is opened and read
     store, name = resolve(path, storage_options)
     found: dict[tuple[str, str], list[str]] = {}
     with store.open_read(name) as src:
