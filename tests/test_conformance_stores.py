@@ -49,7 +49,8 @@ def options(s3: dict[str, Any]) -> dict[str, Any]:
 
 
 class TestS3Store(StoreTests):
-    pinned_reads = False  # storage/_remote.py: "Reads are not pinned to a version"
+    # an unversioned bucket: a replaced object raises StorageError on the next read (If-Match)
+    pinned_reads = False
     large = 6 << 20  # past s3fs's 5 MiB block size: a multipart upload
 
     @pytest.fixture
