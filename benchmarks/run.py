@@ -9,7 +9,8 @@ data, a DataFrame inside a dict, many small objects). Each save and each load ru
 process (benchmarks/worker.py). Within a repeat every tool saves then loads once, the tools
 alternating (hibernate first, the others in an order rotated each repeat); the tables give
 medians over the repeats. The page cache is dropped before each load when the machine
-allows it (root); the table says whether it was.
+allows it (root); the table says whether it was. To measure a fixed version while the
+checkout changes, point PYTHONPATH at a copy of its src (the header says which one ran).
 
 ``raw`` is the reference: save = write + fsync of the bytes of hibernate's file (of the same
 repeat, read into memory before the clock starts); load = read them back cold into fresh
@@ -231,6 +232,22 @@ def targets(results: dict, session: str, scale: float) -> str:
     return "\n".join(lines)
 
 
+def _where() -> str:
+    """Which hibernate the workers import (PYTHONPATH may point at a snapshot)."""
+    out = subprocess.run([sys.executable, "-c", "import hibernate, os; "
+                          "print(os.path.dirname(hibernate.__file__))"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "nowhere: " + out.stderr.strip()[-200:]
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[0]
+    except OSError:
+        return "?"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--session", choices=["classic", "analyst", "both"], default="both")
@@ -256,15 +273,17 @@ def main(argv: list[str] | None = None) -> None:
             print(msg, file=sys.stderr, flush=True)
 
     cmd = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    out = [f"`{cmd}`", ""]
-    print(out[0] + "\n", flush=True)
+    out = [f"`{cmd}`", "", f"hibernate from {_where()}", ""]
+    print("\n".join(out), flush=True)
     everything = []
     for session in sessions:
         for scale in scales:
             log(f"{session} at scale {scale:g}, {a.repeat} repeats: {', '.join(tools)}")
+            load_before = _loadavg()
             results, cold = measure(session, scale, tools, a.repeat, a.warm, log)
             text = (render(results, session, scale, a.repeat, cold) + "\n\n"
-                    + targets(results, session, scale) + "\n")
+                    + targets(results, session, scale) + "\n\n"
+                    + f"Load average (1 min) before and after: {load_before} -> {_loadavg()}\n")
             print(text, flush=True)
             out.append(text)
             everything.append({"session": session, "scale": scale, "repeat": a.repeat,
