@@ -12,6 +12,7 @@ def test_public_names_are_exported() -> None:
     expected = {"save", "load", "inspect", "open", "Snapshot", "Manifest", "Entry", "Skip",
                 "SaveReport", "SavedEntry", "LoadReport", "HibernateError", "FormatError",
                 "VersionError", "IntegrityError", "UntrustedFileError", "StorageError",
+                "EngineError",
                 "__version__", "load_ipython_extension", "unload_ipython_extension",
                 "save_on_exit", "Checkpoint", "Diff", "checkout", "checkpoint", "diff",
                 "export_checkpoint", "import_checkpoint", "log", "prune", "retain", "Placeholder",
@@ -30,7 +31,7 @@ def test_every_module_declares_all_and_the_error_tree_has_one_root() -> None:
         for name in module.__all__:
             assert hasattr(module, name), f"{info.name}.{name}"
     for name in ("FormatError", "IntegrityError", "UntrustedFileError", "StorageError",
-                 "PlaceholderError"):
+                 "EngineError", "PlaceholderError"):
         assert issubclass(getattr(hibernate, name), hibernate.HibernateError)
     assert issubclass(hibernate.VersionError, hibernate.FormatError)
 

@@ -27,6 +27,7 @@ from .checkpoints import (
     retain,
 )
 from .errors import (
+    EngineError,
     FormatError,
     HibernateError,
     IntegrityError,
@@ -42,6 +43,7 @@ from .trust import Signature
 __all__ = [
     "Checkpoint",
     "Diff",
+    "EngineError",
     "Entry",
     "FormatError",
     "HibernateError",

@@ -12,10 +12,12 @@ from typing import Any
 from . import trust as _trust
 from ._progress import Progress
 from ._reports import LoadReport, Manifest, SavedEntry, SaveReport
+from .engines import MODES, Location
 from .errors import HibernateError
 from .format import (
     BlobReader,
     ChunkWriter,
+    Feature,
     FileSink,
     FileSource,
     How,
@@ -38,6 +40,7 @@ from .session import (
     restore_from,
     write_session,
 )
+from .session._engines import EngineWrites, engine_prefixes, previous_prefixes
 from .session._environment import capture_environment, parts_of, restore_environment
 from .session._meta import session_info
 from .session._replay import attach_slices, check_replay, with_replay
@@ -53,8 +56,8 @@ Names = Iterable[str] | str | None
 def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = None, *,
          include: Names = None, exclude: Names = None, compression: str | None = None,
          progress: bool | None = None, storage_options: dict[str, Any] | None = None,
-         environment: bool | str | Iterable[str] = False, env_vars: Iterable[str] = ()
-         ) -> SaveReport:
+         environment: bool | str | Iterable[str] = False, env_vars: Iterable[str] = (),
+         engines: str = "auto") -> SaveReport:
     """Save every name of ``namespace`` (default: ``__main__``) to one file at ``path``.
 
     Values that cannot be serialized are skipped and listed in the report with a reason.
@@ -62,13 +65,16 @@ def save(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     ``environment``: True, or the parts (``"cwd"``, ``"sys_path"``, ``"options"``,
     ``"random"``, ``"warnings"``, ``"ipython"``) of the session's environment to save too;
     ``env_vars``: glob patterns of environment variables to save (none unless named).
+    ``engines``: Dask and Spark values: ``"auto"`` has the engine's workers write persisted
+    collections and Spark DataFrames as Parquet (or ``.npy`` blocks) beside the file and
+    keeps small lazy graphs as graphs; ``"write"``, ``"graph"`` or ``"skip"`` decide for all.
     """
     parts, env_vars = parts_of(environment), list(env_vars)
     sections = ({"environment": capture_environment(parts, env_vars)}
                 if parts or env_vars else None)
     return save_namespace(path, namespace_of(namespace), Selector(include, exclude),
                           storage_options, compression=compression, progress=progress,
-                          sections=sections)
+                          sections=sections, engines=engines)
 
 
 def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
@@ -77,20 +83,32 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
                    session: dict[str, Any] | None = None,
                    compression: str | None = None,
                    progress: bool | None = None,
-                   sections: dict[str, Any] | None = None) -> SaveReport:
+                   sections: dict[str, Any] | None = None,
+                   engines: str = "auto") -> SaveReport:
     """``save`` for a resolved namespace. ``extra``: more entries saved beside the
     namespace's (e.g. a post-mortem's frame locals); ``session``: more manifest metadata."""
     start = time.perf_counter()
     _trust.derive_soon()  # the signing key's scrypt runs while the session is written
+    if engines not in MODES:
+        raise ValueError(f"engines must be one of {', '.join(MODES)}, not {engines!r}")
     codec = resolve_compression(compression)
     digest = default_digest()
     features = features_for(digest, codec.name)
     store, name = resolve(path, storage_options)
-    p = plan(ns, select, hidden=ipython_hidden(ns), extra=extra)
+    p = plan(ns, select, hidden=ipython_hidden(ns), extra=extra, engines=engines)
+    location = engine_location(path, storage_options)
+    replaced: set[str] = set()
+    if p.engine_values:
+        features = tuple(sorted({*features, str(Feature.ENGINES)}))
+        replaced = previous_prefixes(lambda: _read_manifest(store, name))
+    engine_writes = EngineWrites(location)
     out = store.open_write(name)
     bar = Progress("saving", estimate_bytes(p.values.values()), progress)
     writer: ChunkWriter | None = None
     try:
+        # engines first: their workers write in parallel, and a failure ends the save
+        # before anything is published
+        engine_writes.write(p.entries, p.engine_values)
         sink = FileSink(out, header_bytes(features))
         # chunks are placed in a thread of their own while the next value is pickled
         writer = ChunkWriter(sink, codec, digest, on_bytes=bar, background=True)
@@ -107,14 +125,34 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
         if writer is not None:
             writer.close()  # nothing writes into the file once it is discarded
         out.discard()
+        engine_writes.undo()
         raise
     finally:
         bar.close()
+    for prefix in replaced - engine_prefixes(entries):  # the replaced file's engine data
+        try:
+            location.remove(prefix)
+        except Exception:  # left behind, unreferenced (see README, engines)
+            pass
     saved = tuple(SavedEntry(e.name, e.kind, e.type_name, e.size, e.shape, e.dtype)
                   for e in entries if e.skip is None)
     skipped = {e.name: e.skip for e in entries if e.skip is not None}
     lost = {", ".join(g.names): g.placeholders for g in groups if g.placeholders}
-    return SaveReport(os.fspath(path), saved, skipped, size, time.perf_counter() - start, lost)
+    return SaveReport(os.fspath(path), saved, skipped, size, time.perf_counter() - start, lost,
+                      dict(p.notes))
+
+
+def engine_location(path: PathLike, storage_options: dict[str, Any] | None) -> Location:
+    """Where the engine data of the session file at ``path`` lives (beside it)."""
+    text = os.fspath(path)
+    if "://" not in text:
+        text = os.path.abspath(text)  # the engine's workers may run elsewhere
+    return Location.beside(text, storage_options)
+
+
+def _read_manifest(store: Any, name: str) -> Any:
+    with store.open_read(name) as src:
+        return read_file_manifest(src, _trust.user_keys())
 
 
 def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = None, *,
@@ -155,7 +193,8 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
                      os.fspath(path))
         report = restore_from(manifest, FileSource(src), ns, select=select, trust=trust,
                               data_only=data_only, mmap=mmap, progress=progress,
-                              where=os.fspath(path), start=start)
+                              where=os.fspath(path), start=start,
+                              location=engine_location(path, storage_options))
     saved = manifest.sections.get("environment")
     saved = saved if isinstance(saved, dict) else {}
     if parts:  # before a replay: its cells may use the magics, options and directory
@@ -190,9 +229,8 @@ def open(path: PathLike, *, trust: bool = False, data_only: bool = False,
         src.close()
         raise
     trusted = _trust.is_trusted_manifest(manifest, trust)
-    return Snapshot(os.fspath(path), src, FileSource(src), manifest, trusted, data_only)
-
-
+    return Snapshot(os.fspath(path), src, FileSource(src), manifest, trusted, data_only,
+                    location=engine_location(path, storage_options))
 
 
 def verify_file(path: PathLike, *, storage_options: dict[str, Any] | None = None

@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--environment", nargs="?", const="all", default=None)
     p.add_argument("--env-vars", default=None)
     p.add_argument("--replay", nargs="?", const="yes", default=None, choices=["yes", "all"])
+    p.add_argument("--engines", default="auto", choices=["auto", "write", "graph", "skip"])
     return p
 
 
@@ -132,7 +133,7 @@ def run_magic(shell: Any, line: str) -> None:
         display(_api.save(path, shell.user_ns, include=_names(a.include),
                           exclude=_names(a.exclude), compression=a.compression,
                           storage_options=opts, environment=_parts(a.environment),
-                          env_vars=_names(a.env_vars) or ()))
+                          env_vars=_names(a.env_vars) or (), engines=a.engines))
     elif a.command == "load":
         display(_api.load(path, shell.user_ns, include=_names(a.include),
                           exclude=_names(a.exclude), trust=a.trust, data_only=a.data_only,

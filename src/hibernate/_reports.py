@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .format import Entry, Kind, Skip, SkipCode
+from .format import Entry, How, Kind, Skip, SkipCode
 from .format import Manifest as _Manifest
 
 __all__ = ["LoadReport", "Manifest", "SanitizedStream", "SaveReport", "SavedEntry", "clean",
@@ -96,6 +96,8 @@ class SaveReport:
     seconds: float
     # a group's names (comma-separated) -> what in it was saved as a hibernate.Placeholder
     placeholders: Mapping[str, tuple[Skip, ...]] = field(default_factory=dict)
+    # name -> how a distributed engine's value was saved, and why (see engines/)
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def _rows(self) -> list[tuple[object, ...]]:
         return [(e.name, e.kind, e.type_name, human(e.bytes) if e.kind == Kind.VALUE else "",
@@ -115,6 +117,8 @@ class SaveReport:
         if lost:
             out += [f"\nsaved with placeholders for what could not be saved ({len(lost)}):",
                     table(("name", "placeholder for"), lost)]
+        if self.notes:
+            out += ["\nengines:", table(("name", "how"), sorted(self.notes.items()))]
         return "\n".join(out)
 
     def _repr_html_(self) -> str:
@@ -128,6 +132,8 @@ class SaveReport:
         if lost:
             out += html_table(("name", "placeholder for"), lost,
                               f"saved with placeholders ({len(lost)})")
+        if self.notes:
+            out += html_table(("name", "how"), sorted(self.notes.items()), "engines")
         return out
 
 
@@ -202,10 +208,29 @@ def _entry_row(e: Entry) -> tuple[object, ...]:
     else:
         detail = f"{e.skip.code}: {e.skip.message}" if e.skip else ""
     group = "" if e.group is None else str(e.group)
+    engine = e.extra.get("engine") if e.how == How.ENGINE else None
+    if isinstance(engine, dict):
+        detail = f"{detail}; {_engine_detail(engine)}"
     cells = e.extra.get("replay")
     if isinstance(cells, list) and cells and all(isinstance(n, int) for n in cells):
         detail = f"{detail}; replay: cells {', '.join(map(str, cells))}".lstrip("; ")
     return (e.name, e.kind, e.how, e.type_name, detail, _shape(e.shape, e.dtype), group)
+
+
+def _engine_detail(record: dict[str, Any]) -> str:
+    """An engine entry's record in a few words (read from the manifest: no engine runs)."""
+    parts = record.get("partitions")
+    count = len(parts) if isinstance(parts, list) else "?"
+    rows = record.get("rows")
+    what = f"{record.get('engine', '?')} {record.get('form', '?')}: {count} " \
+           f"{record.get('format', '?')} partitions"
+    if isinstance(rows, int):
+        what += f", {rows} rows"
+    columns = record.get("columns")
+    if isinstance(columns, list):
+        what += f", columns {', '.join(str(c) for c in columns[:8])}" + (
+            ", ..." if len(columns) > 8 else "")
+    return what
 
 
 _HEADERS = ("name", "kind", "comes back", "type", "size / detail", "shape/dtype", "group")

@@ -9,6 +9,7 @@ catch ``hibernate.HibernateError`` and nothing else::
     ├── IntegrityError        a chunk digest, manifest digest or signature does not match
     ├── UntrustedFileError    loading would unpickle data from a file the user has not trusted
     ├── StorageError          the bytes could not be read or written (wraps the OSError)
+    ├── EngineError           a distributed engine could not write or read a value's data
     └── PlaceholderError      a restored Placeholder was used (it stands for what was not saved)
 
 Errors about one entry's data (a damaged blob, a value that fails to restore) are not
@@ -18,6 +19,7 @@ raised: they are listed in ``LoadReport.failed`` and the other entries load.
 from __future__ import annotations
 
 __all__ = [
+    "EngineError",
     "FormatError",
     "HibernateError",
     "IntegrityError",
@@ -64,3 +66,8 @@ class PlaceholderError(HibernateError, AttributeError):
     that could not be saved, and every use of it raises this with the reason. (It is an
     ``AttributeError`` too, so ``hasattr`` and display hooks that probe attributes see
     "no such attribute" instead of failing.)"""
+
+
+class EngineError(HibernateError):
+    """A distributed engine (Dask, Spark) could not write or read a value's data, or the
+    engine a value needs is not running."""

@@ -186,7 +186,7 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
     clean = reuse.clean_groups(ns, *expanded) if reuse is not None and expanded else []
     clean_names = {n for g in clean for n in g.names}
     p = plan(ns, _Except(select, clean_names) if clean_names else select,
-             hidden=ipython_hidden(ns))
+             hidden=ipython_hidden(ns), engine_data=False)
     bar = Progress("checkpointing", estimate_bytes(p.values.values()), progress)
     with repo.lock():
         generation = repo.generation()
@@ -309,7 +309,7 @@ def unchanged(ns: dict[str, Any], manifest: Manifest) -> frozenset[str]:
     names = [n for g in manifest.groups for n in g.names if n in ns]
     keep: set[str] = set()
     if names:
-        p = plan(ns, Selector(names, None), hidden=ipython_hidden(ns))
+        p = plan(ns, Selector(names, None), hidden=ipython_hidden(ns), engine_data=False)
         writer = ChunkWriter(_DigestSink(), digest=manifest.digest)
         try:
             _, groups = write_session(p, writer)

@@ -62,6 +62,7 @@ class SkipCode(_Words):
     UNSAFE_NAME = "unsafe-name"
     REFERENCE = "reference"
     PLACEHOLDER = "placeholder"
+    ENGINE = "engine"  # a distributed engine's value this save did not write (engines=...)
 
 
 class Feature(_Words):
@@ -70,6 +71,7 @@ class Feature(_Words):
     BLAKE3 = "blake3"              # chunk digests are BLAKE3
     ZSTD = "zstd"                  # some chunks are zstd-compressed
     PLACEHOLDERS = "placeholders"  # some groups hold hibernate.Placeholder objects
+    ENGINES = "engines"            # some entries' data was written by a distributed engine
 
 
 # feature -> (header bit, the first hibernate version that reads it)
@@ -77,4 +79,5 @@ FEATURES: dict[Feature, tuple[int, str]] = {
     Feature.BLAKE3: (1 << 0, "0.2.0"),
     Feature.ZSTD: (1 << 1, "0.2.0"),
     Feature.PLACEHOLDERS: (1 << 2, "0.2.0"),
+    Feature.ENGINES: (1 << 3, "0.2.1"),
 }

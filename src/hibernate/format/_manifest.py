@@ -202,7 +202,7 @@ class Entry:
     @property
     def needs_code(self) -> bool:
         """True when restoring this entry means unpickling (running code from the file)."""
-        return self.kind == VALUE
+        return self.kind == VALUE and self.how != How.ENGINE  # engine data: Parquet, .npy
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "kind": str(self.kind),
@@ -240,8 +240,10 @@ class Entry:
             skip=None if skip is None else Skip.from_dict(skip),
             extra={k: v for k, v in d.items() if k not in _ENTRY_FIELDS},
         )
-        if kind == VALUE and entry.group is None:
+        if kind == VALUE and entry.group is None and entry.how != How.ENGINE:
             raise FormatError(f"manifest: value entry {entry.name!r} has no group")
+        if entry.how == How.ENGINE and not isinstance(entry.extra.get("engine"), dict):
+            raise FormatError(f"manifest: engine entry {entry.name!r} has no engine record")
         if kind in (MODULE, IMPORT) and entry.module is None:
             raise FormatError(f"manifest: reference entry {entry.name!r} has no module")
         return entry

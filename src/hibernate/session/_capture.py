@@ -21,7 +21,7 @@ import gc
 import sys
 import types
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .. import serializers
@@ -30,6 +30,7 @@ from ..format import How, Skip, SkipCode
 from ..format._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, SerializerRef
 from ..serializers._pickle import MachineryError, bound_namespace, salvage
 from ..serializers._resources import is_resource
+from ._engines import plan_engine
 from ._identity import ReachesNamespace, identity_ids
 from ._naming import Selector, ipython_internal, is_dunder, is_machinery, machinery_reason
 
@@ -131,19 +132,41 @@ class Plan:
     values: dict[str, object]
     groups: list[tuple[str, ...]]
     reach: dict[str, set[int]]  # name -> ids of the objects with identity it reaches
+    # values a distributed engine writes (name -> (engine, value)), and how each engine
+    # value is saved and why (see _engines.py)
+    engine_values: dict[str, tuple[Any, object]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def plan(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = None,
-         extra: dict[str, object] | None = None) -> Plan:
+         extra: dict[str, object] | None = None, engines: str = "auto",
+         engine_data: bool = True) -> Plan:
     """Classify every name of ``ns`` and group the values (nothing is serialized).
     ``hidden``: the names IPython keeps in ``ns`` for itself, when ``ns`` is a shell's
-    namespace. ``extra``: entries saved beside ``ns``'s own (their functions see ``ns``)."""
+    namespace. ``extra``: entries saved beside ``ns``'s own (their functions see ``ns``).
+    ``engines``: the policy for distributed engines' values ("auto", "write", "graph",
+    "skip"; see engines/); ``engine_data``: False where engine data cannot be written
+    (checkpoint stores), so that what would be is skipped."""
     entries: dict[str, Entry] = {}
     values: dict[str, object] = {}
     reach: dict[str, set[int]] = {}
+    engine_values: dict[str, tuple[Any, object]] = {}
+    notes: dict[str, str] = {}
     with bound_namespace(ns):
         for name, value in list(ns.items()) + list((extra or {}).items()):
             entry = _classify_one(name, value, ns, select, hidden)
+            if entry is None:
+                shape, dtype = _array_info(value)
+                planned, note, engine = plan_engine(
+                    name, value, engines, Entry(name, VALUE, type_name(value), shape=shape,
+                                                dtype=dtype), engine_data)
+                if note is not None:
+                    notes[name] = note
+                if engine is not None or planned.kind == SKIPPED:
+                    entries[name] = planned
+                    if engine is not None:
+                        engine_values[name] = (engine, value)
+                    continue
             if entry is None:
                 try:
                     reach[name] = identity_ids(value, ns)
@@ -159,7 +182,7 @@ def plan(ns: dict[str, Any], select: Selector, hidden: frozenset[str] | None = N
                     entry = Entry(name, VALUE, type_name(value), shape=shape, dtype=dtype,
                                   how=How.REOPENED if is_resource(value) else How.STORED)
             entries[name] = entry
-    return Plan(ns, entries, values, _group(reach), reach)
+    return Plan(ns, entries, values, _group(reach), reach, engine_values, notes)
 
 
 class Sink(Protocol):

@@ -15,10 +15,11 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import serializers
+from .. import engines, serializers
 from .._progress import Progress
 from .._reports import LoadReport, environment_differences
-from ..errors import UntrustedFileError
+from ..engines import Location
+from ..errors import EngineError, UntrustedFileError
 from ..format import BlobReader, ChunkSource, How, Prefetcher, Skip, SkipCode
 from ..format._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, Manifest
 from ..serializers._code import rebuilt_from_source
@@ -71,6 +72,8 @@ def select_entries(manifest: Manifest, select: Selector,
 def needs_code(entry: Entry, manifest: Manifest) -> bool:
     """Restoring this entry could run code from the file: unpickling, or importing a module
     that is not imported yet. Natively stored data (e.g. numpy arrays) needs none."""
+    if entry.kind == VALUE and entry.how == How.ENGINE:
+        return False  # Parquet or .npy data, read by the engine with no code from the file
     if entry.kind == VALUE:
         group = next((g for g in manifest.groups if g.id == entry.group), None)
         return group is None or group.serializer.name not in serializers.CODE_FREE
@@ -130,10 +133,12 @@ class Restorer:
 
     def __init__(self, manifest: Manifest,
                  read_blob: Callable[[int], bytearray | memoryview],
-                 target_globals: dict[str, Any], restricted: bool = False) -> None:
+                 target_globals: dict[str, Any], restricted: bool = False,
+                 location: Location | None = None) -> None:
         """``restricted``: run no code from the file; entries that would need some raise
-        NeedsCode."""
+        NeedsCode. ``location``: where the file's engine data lives."""
         self._restricted = restricted
+        self._location = location
         self._groups = {g.id: g for g in manifest.groups}
         self._read_blob = read_blob
         self._globals = target_globals
@@ -148,6 +153,11 @@ class Restorer:
             return importlib.import_module(entry.module or "")
         if entry.kind == IMPORT:
             return import_object(entry.module or "", entry.qualname)
+        if entry.how == How.ENGINE:
+            if self._location is None:
+                raise EngineError("engine data is read beside a session file; this one was "
+                                  "opened from elsewhere")
+            return engines.restore(engines.record_of(dict(entry.extra)), self._location)
         if entry.group is None or entry.group not in self._groups:
             raise ValueError(f"entry {entry.name!r} has no data")
         values = self.group(self._groups[entry.group])
@@ -198,7 +208,8 @@ def describe(e: BaseException) -> str:
 
 def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, Any],
             select: Selector, trusted: bool, data_only: bool, where: str, start: float,
-            keep: frozenset[str] = frozenset()) -> LoadReport:
+            keep: frozenset[str] = frozenset(), location: Location | None = None
+            ) -> LoadReport:
     """Restore a checked manifest's selected entries into ``ns`` (bound all at once at the
     end). ``keep``: names whose live values are left in place (reported as kept)."""
     chosen, skipped = select_entries(manifest, select, ipython_hidden(ns), trusted)
@@ -219,7 +230,8 @@ def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, A
     failed: dict[str, str] = {}
     notes: dict[str, str] = {}
     with Prefetcher(read_blob, order, [b.length for b in manifest.blobs]) as fetch:
-        restorer = Restorer(manifest, fetch, ns, restricted=data_only or not trusted)
+        restorer = Restorer(manifest, fetch, ns, restricted=data_only or not trusted,
+                            location=location)
         for entry in chosen:
             try:
                 with rebuilt_from_source() as rebuilt:
@@ -265,7 +277,8 @@ def raw_buffers(manifest: Manifest) -> frozenset[int]:
 def restore_from(manifest: Manifest, source: ChunkSource, ns: dict[str, Any], *,
                  select: Selector, trust: bool, data_only: bool, mmap: bool,
                  progress: bool | None, where: str, start: float,
-                 keep: frozenset[str] = frozenset()) -> LoadReport:
+                 keep: frozenset[str] = frozenset(),
+                 location: Location | None = None) -> LoadReport:
     """``load`` of a file and ``checkout`` of a checkpoint: one trust decision, one reader,
     one progress line, one restore."""
     trusted = is_trusted_manifest(manifest, trust)
@@ -274,6 +287,6 @@ def restore_from(manifest: Manifest, source: ChunkSource, ns: dict[str, Any], *,
         reader = BlobReader(source, manifest.blobs, manifest.digest, mmap=mmap, on_bytes=bar,
                             mappable=raw_buffers(manifest) if mmap else frozenset())
         return restore(manifest, reader.read, ns, select, trusted, data_only, where, start,
-                       keep)
+                       keep, location)
     finally:
         bar.close()

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
+from ..engines import Location
 from ..errors import HibernateError, UntrustedFileError
 from ..format import BlobReader, ChunkSource
 from ..format._manifest import SKIPPED, Manifest
@@ -39,7 +40,8 @@ class Snapshot(Mapping[str, Any]):
     """
 
     def __init__(self, path: str, src: ReadHandle, source: ChunkSource, manifest: Manifest,
-                 trusted: bool, data_only: bool = False) -> None:
+                 trusted: bool, data_only: bool = False,
+                 location: Location | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self.trusted = trusted
@@ -50,7 +52,7 @@ class Snapshot(Mapping[str, Any]):
         self._globals = _LazyGlobals(self)
         reader = BlobReader(source, manifest.blobs, manifest.digest)
         self._restorer = Restorer(manifest, reader.read, self._globals,
-                                  restricted=data_only or not trusted)
+                                  restricted=data_only or not trusted, location=location)
 
     def __getitem__(self, name: str) -> Any:
         entry = self._entries[name]
