@@ -206,15 +206,42 @@ def test_engine_data_on_s3_is_written_and_read_by_the_workers(fresh, s3) -> None
     assert loaded["failed"] == {} and loaded["ran_on_workers"], loaded
 
 
-def test_a_checkpoint_skips_what_it_cannot_write_and_says_why(fresh) -> None:
+def test_checkpoints_reuse_unchanged_engine_data_and_prune_what_no_checkpoint_needs(
+        fresh) -> None:
     got = _run(fresh, CLUSTER + """
+def engine_dirs():
+    return sorted(os.listdir("store/engine"))
+
 if __name__ == "__main__":
     with cluster() as c, Client(c):
         s = session()
+        first = hibernate.checkpoint("store", s)
+        after_first = engine_dirs()
+        hibernate.checkpoint("store", {**s, "note": "changed"})  # the same collections
+        after_second = engine_dirs()
+        d = s["ddf"]
+        s["ddf"] = d.assign(i=d["i"] + 1, f=d["f"] + 1).persist()  # new data: written again
         hibernate.checkpoint("store", s)
-        ns = {}
-        r = hibernate.checkout("store", namespace=ns, trust=True)
-    print(json.dumps({"names": sorted(ns), "skipped": {n: str(v) for n, v in r.skipped.items()}}))
+        after_third = engine_dirs()
+        hibernate.prune("store", keep_last=1)
+        after_prune = engine_dirs()
+        hibernate.export_checkpoint("store", hibernate.log("store")[0].id, "out.hib")
+        hibernate.import_checkpoint("out.hib", "store2")
+    ns, ns2 = {}, {}
+    r = hibernate.checkout("store", namespace=ns, data_only=True)
+    r2 = hibernate.load("out.hib", ns2, data_only=True)
+    r3 = hibernate.checkout("store2", namespace={}, data_only=True)
+    want = frame()
+    want["i"] += 1; want["f"] += 1
+    print(json.dumps({"dirs": [after_first, after_second, after_third, after_prune],
+                      "failed": [r.failed, r2.failed, r3.failed],
+                      "equal": bool((ns["ddf"].compute()["i"] == want["i"]).all()
+                                    and (ns2["ddf"].compute()["f"] == want["f"]).all()),
+                      "arr": float(ns2["arr"].sum().compute())}))
 """)
-    assert got["names"] == ["lazy", "note"], got
-    assert "a checkpoint store does not take engine data" in got["skipped"]["ddf"], got
+    first, second, third, pruned = got["dirs"]
+    assert len(first) == 1 and second == first, got  # nothing written again
+    assert len(third) == 2, got  # the changed frame, under a new save id
+    assert len(pruned) == 2 and set(pruned) == set(third), got  # arr still from the first
+    assert got["failed"] == [{}, {}, {}] and got["equal"], got
+    assert got["arr"] == 1.5 * sum(range(40_000))

@@ -21,7 +21,7 @@ ALLOWED = {
     "session": {"errors", "_version", "_placeholder", "_reports", "_progress", "format",
                 "serializers", "trust", "storage", "engines"},
     "checkpoints": {"errors", "_version", "_reports", "_progress", "format", "session",
-                    "storage", "trust"},
+                    "storage", "trust", "engines"},
     "_reports": {"format"},
     "_progress": set(),
     "_placeholder": {"errors"},

@@ -144,10 +144,7 @@ def save_namespace(path: PathLike, ns: dict[str, Any], select: Selector,
 
 def engine_location(path: PathLike, storage_options: dict[str, Any] | None) -> Location:
     """Where the engine data of the session file at ``path`` lives (beside it)."""
-    text = os.fspath(path)
-    if "://" not in text:
-        text = os.path.abspath(text)  # the engine's workers may run elsewhere
-    return Location.beside(text, storage_options)
+    return Location.beside(path, storage_options)
 
 
 def _read_manifest(store: Any, name: str) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 from .._reports import clean, human
 from ..errors import HibernateError
 from ..format import Kind, Manifest, read_file_manifest, verify_chunk
+from ..session._engines import engine_prefixes
 from ..storage import resolve
 from ..trust import user_keys
 from ._cas import StoreSource, chunk_key, legacy_key
@@ -158,12 +159,18 @@ def prune(store: str | os.PathLike[str], *, keep_last: int | None = None,
         for cid in removed:
             repo.store.delete(f"checkpoints/{cid}.ckpt")
         needed: set[str] = set()
+        engine_data: set[str] = set()
         for cid in kept:
-            needed |= needed_keys(repo.read(cid)[1])
+            manifest = repo.read(cid)[1]
+            needed |= needed_keys(manifest)
+            engine_data |= engine_prefixes(manifest.entries)
         for prefix in ("chunks/", "objects/"):
             for key in list(repo.store.list(prefix)):
                 if key not in needed:
                     repo.store.delete(key)
+        for key in list(repo.store.list("engine/")):  # engine data: engine/<id>/<name>/...
+            if "/".join(key.split("/")[1:3]) not in engine_data:
+                repo.store.delete(key)
         repo.store.put("PRUNED", str(time.time_ns()).encode())  # reused chunks may be gone
     return removed
 

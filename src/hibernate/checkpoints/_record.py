@@ -20,6 +20,7 @@ from typing import Any
 
 from .._progress import Progress
 from .._reports import LoadReport
+from ..engines import Location
 from ..errors import HibernateError, StorageError
 from ..format import (
     Chunk,
@@ -46,6 +47,7 @@ from ..session import (
     static_reference,
     write_session,
 )
+from ..session._engines import EngineWrites, engine_records
 from ..session._identity import ReachesNamespace, identity_ids
 from ..session._meta import session_info
 from ..session._replay import attach_slices, check_replay, with_replay
@@ -151,10 +153,13 @@ def store_digest() -> str:
     return default_digest()
 
 
-def store_features(digest: str, blobs: Iterable[Any]) -> tuple[str, ...]:
+def store_features(digest: str, blobs: Iterable[Any], engines: bool = False
+                   ) -> tuple[str, ...]:
     """A store manifest's features: what its chunks actually use (its header is never
-    streamed ahead of them, unlike a file's)."""
+    streamed ahead of them, unlike a file's), and engine entries."""
     found = {Feature.PLACEHOLDERS}
+    if engines:
+        found.add(Feature.ENGINES)
     if digest == "blake3":
         found.add(Feature.BLAKE3)
     if any(c.codec == "zstd" for b in blobs for c in b.chunks):
@@ -186,8 +191,9 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
     clean = reuse.clean_groups(ns, *expanded) if reuse is not None and expanded else []
     clean_names = {n for g in clean for n in g.names}
     p = plan(ns, _Except(select, clean_names) if clean_names else select,
-             hidden=ipython_hidden(ns), engine_data=False)
+             hidden=ipython_hidden(ns))
     bar = Progress("checkpointing", estimate_bytes(p.values.values()), progress)
+    engine_writes = EngineWrites(engine_location(repo))
     with repo.lock():
         generation = repo.generation()
         if clean and reuse is not None and generation != reuse.previous.generation and any(
@@ -197,12 +203,17 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
             raise _StaleReuse
         sink = StoreSink(repo.store, known_chunks(repo.store, generation))
         try:
+            if p.engine_values:  # unchanged engine data of the previous checkpoint is reused
+                head = repo.head()
+                previous = engine_records(repo.read(head)[1].entries) if head else {}
+                engine_writes.write(p.entries, p.engine_values, previous)
             writer = ChunkWriter(sink, codec, store_digest(), on_bytes=bar, fast=FAST)
             groups = [_copy_group(g, k, reuse, writer) for k, g in enumerate(clean)]
             entries, written = write_session(p, writer, first_group=len(groups))
             sink.flush()
         except BaseException:
             sink.rewind(0)  # a failed checkpoint leaves no chunks of its own behind
+            engine_writes.undo()
             raise
         finally:
             sink.close()
@@ -212,7 +223,8 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
         blobs = writer.blobs
         manifest = Manifest(entries=entries, groups=(*groups, *written), blobs=blobs,
                             session=session_info(entries), digest=writer.digest,
-                            features=store_features(writer.digest, blobs),
+                            features=store_features(writer.digest, blobs,
+                                                    engines=bool(p.engine_values)),
                             sections={} if cells is None else {"cells": cells})
         d = manifest.to_dict()
         cid, meta = repo.write(manifest, seal_of(manifest, d),
@@ -223,6 +235,11 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
     if reuse is not None:
         reach.update({n: reuse.previous.reach[n] for g in clean for n in g.names})
     return checkpoint, Recorded(manifest, objects, reach, generation)
+
+
+def engine_location(repo: Repo) -> Location:
+    """Where a store's engine data lives: ``engine/<save id>/<name>/`` in the store."""
+    return Location(repo.url.rstrip("/") + "/engine", repo.storage_options)
 
 
 def _copy_group(g: Group, gid: int, reuse: Reuse | None, writer: ChunkWriter) -> Group:
@@ -278,7 +295,8 @@ def checkout(store: str | os.PathLike[str], id: str | None = None,
     check_replay(replay, data_only, is_trusted_manifest(manifest, trust), where)
     report = restore_from(manifest, source, ns, select=select, trust=trust,
                           data_only=data_only, mmap=mmap, progress=progress,
-                          where=where, start=start, keep=keep)
+                          where=where, start=start, keep=keep,
+                          location=engine_location(repo))
     if replay:
         report = with_replay(report, manifest, ns, select, replay)
     with repo.lock():

@@ -61,6 +61,7 @@ class Repo:
         store, _ = resolve(root + "x", storage_options)
         self.store: Store = store
         self.url = os.fspath(url)
+        self.storage_options = dict(storage_options or {})
 
     def get(self, key: str) -> bytes:
         return self.store.get(key)

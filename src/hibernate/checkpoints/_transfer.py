@@ -15,6 +15,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
+from ..engines import Location
 from ..format import (
     Blob,
     BlobReader,
@@ -28,14 +29,16 @@ from ..format import (
     read_file_manifest,
     verify_chunk,
 )
+from ..session._engines import copy_engine_data
 from ..storage import resolve
 from ..trust import user_keys
 from ._cas import StoreSink, StoreSource, known_chunks
 from ._history import Checkpoint, info
-from ._record import store_digest, store_features
+from ._record import engine_location, store_digest, store_features
 from ._repo import Repo, reseal
 
 __all__ = ["export_checkpoint", "import_checkpoint", "upgraded"]
+
 
 
 def upgraded(m: Manifest, features: tuple[str, ...]) -> Manifest:
@@ -56,8 +59,13 @@ def export_checkpoint(store: str | os.PathLike[str], id: str, path: str | os.Pat
     source = StoreSource(repo.store, legacy=manifest.format_version < 2)
     copy = upgraded(manifest, features_for(manifest.digest, "raw"))
     target, name = resolve(path, storage_options if "://" in os.fspath(path) else None)
+    file_options = storage_options if "://" in os.fspath(path) else None
+    copied: list[str] = []
     out = target.open_write(name)
     try:
+        # engine data first, beside the file: the file is published only once it is there
+        copied = copy_engine_data(manifest.entries, engine_location(repo),
+                                  Location.beside(path, file_options))
         sink = FileSink(out, header_bytes(copy.features))
         blobs = []
         for blob in manifest.blobs:
@@ -71,6 +79,8 @@ def export_checkpoint(store: str | os.PathLike[str], id: str, path: str | os.Pat
         sink.finish(copy, reseal(manifest, copy))
     except BaseException:
         out.discard()
+        for prefix in copied:
+            Location.beside(path, file_options).remove(prefix)
         raise
     return cid
 
@@ -86,7 +96,12 @@ def import_checkpoint(path: str | os.PathLike[str], store: str | os.PathLike[str
     with src_store.open_read(name) as src, repo.lock():
         manifest = read_file_manifest(src, user_keys())
         sink = StoreSink(repo.store, known_chunks(repo.store, repo.generation()))
+        copied: list[str] = []
         try:
+            copied = copy_engine_data(
+                manifest.entries, Location.beside(
+                    path, storage_options if "://" in os.fspath(path) else None),
+                engine_location(repo))
             if manifest.digest == store_digest():
                 blobs = tuple(Blob(tuple(_copy_chunk(c, src, sink, manifest.digest)
                                          for c in b.chunks)) for b in manifest.blobs)
@@ -99,10 +114,12 @@ def import_checkpoint(path: str | os.PathLike[str], store: str | os.PathLike[str
             sink.flush()
         except BaseException:
             sink.rewind(0)
+            for prefix in copied:
+                engine_location(repo).remove(prefix)
             raise
         finally:
             sink.close()
-        features = store_features(store_digest(), blobs)
+        features = store_features(store_digest(), blobs, engines=bool(copied))
         copy = replace(upgraded(manifest, features), blobs=blobs)
         if manifest.digest != store_digest():
             copy = replace(copy, digest=store_digest(), features=features)

@@ -216,6 +216,12 @@ class DaskEngine:
             return "write", f"its graph would embed {size} bytes of data"
         return "graph", f"a lazy graph of {size} bytes (recomputed on load)"
 
+    def token(self, value: Any) -> str | None:
+        """What identifies the collection's data: the same token, the same data (its graph's
+        keys are derived from it), so a checkpoint can reuse what it wrote before."""
+        dask, _, _ = _modules()
+        return str(dask.base.tokenize(value))
+
     def write(self, value: Any, location: Location, prefix: str) -> dict[str, Any]:
         dask, _, _ = _modules()
 

@@ -9,6 +9,7 @@ hand-built manifest can never point a reader outside the session's prefix.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import secrets
@@ -50,8 +51,14 @@ class Location:
     storage_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def beside(cls, path: str, storage_options: dict[str, Any] | None = None) -> Location:
-        return cls(str(path).rstrip("/") + ".engine", dict(storage_options or {}))
+    def beside(cls, path: str | os.PathLike[str],
+               storage_options: dict[str, Any] | None = None) -> Location:
+        """The engine data of the session file at ``path``: ``PATH.engine`` (absolute for a
+        local path: the engine's workers may run in another directory)."""
+        text = os.fspath(path)
+        if "://" not in text:
+            text = os.path.abspath(text)
+        return cls(text.rstrip("/") + ".engine", dict(storage_options or {}))
 
     def url(self, relative: str) -> str:
         """The full URL of a checked relative path."""
