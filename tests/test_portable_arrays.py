@@ -180,3 +180,34 @@ def test_hostile_frame_and_generator_arguments_fail_their_entry(tmp_path, monkey
     assert ns["fine"][0].random() == np.random.Generator(np.random.PCG64(1)).random()
     assert set(r.failed) == {"huge_index", "object_column", "unknown_generator", "wrong_state"}
     assert "rows" in r.failed["huge_index"] and "not plain data" in r.failed["object_column"]
+
+
+ARROW = """
+import pyarrow as pa
+import hibernate
+t = pa.table({"n": pa.array([1, None, 3]), "s": pa.array(["a", "b", None]),
+              "l": pa.array([[1], [], None], pa.list_(pa.int32()))})
+tables = {"t": t, "again": t, "batch": t.to_batches()[0], "col": t.column("s"),
+          "arr": pa.array(range(100_000))}
+hibernate.save("arrow.hib")
+"""
+
+
+def test_arrow_values_in_containers_are_ipc_streams_and_load_data_only(fresh) -> None:
+    fresh.run(ARROW, env=STRANGER)
+    _, found = file_globals(fresh.path / "arrow.hib")
+    assert {k for k in found if k[1]} == {("hibernate.serializers._arrow", "portable_arrow")}
+    got = fresh.json("""
+        import json
+        import pyarrow as pa
+        import hibernate
+        r = hibernate.load("arrow.hib", data_only=True)  # a stranger's file
+        t = tables["t"]
+        print(json.dumps({"failed": r.failed, "same": tables["again"] is t,
+                          "t": t.to_pylist(), "batch": type(tables["batch"]).__name__,
+                          "col": tables["col"].to_pylist(), "sum": tables["arr"].to_pylist()[-1]}))
+    """)
+    assert got == {"failed": {}, "same": True, "batch": "RecordBatch",
+                   "t": [{"n": 1, "s": "a", "l": [1]}, {"n": None, "s": "b", "l": []},
+                         {"n": 3, "s": None, "l": None}],
+                   "col": ["a", "b", None], "sum": 99_999}, got

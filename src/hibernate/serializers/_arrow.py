@@ -12,13 +12,14 @@ stream is read as _ipc.py says (no compressed bodies, full validation).
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from typing import Any
 
 from ._base import Buffer, Decline, StreamingSerializer
 from ._ipc import read_ipc
 
-__all__ = ["ArrowSerializer"]
+__all__ = ["ArrowSerializer", "portable_arrow", "portable_arrow_reduce"]
 
 _KINDS = ("table", "batch", "chunked", "array")
 
@@ -105,3 +106,37 @@ class ArrowSerializer(StreamingSerializer):
             raise ValueError("an Arrow array stored as more than one column")
         column = table.column(0)
         return column if kind == "chunked" else column.combine_chunks()
+
+
+# ---- inside pickled values -----------------------------------------------------------------
+
+def portable_arrow_reduce(obj: object) -> tuple[Any, ...] | None:
+    """A Table, RecordBatch, ChunkedArray or Array inside a pickled value, as
+    ``portable_arrow(kind, IPC stream)`` (the stream out of band when large): Arrow's own
+    format, which every pyarrow reads, instead of pyarrow's pickle of its internals."""
+    kind = _kind(obj)
+    if kind is None:
+        return None
+    pa = _pa()
+    try:
+        table: Any = (pa.table({"x": obj}) if kind in ("chunked", "array") else
+                      pa.Table.from_batches([obj]) if kind == "batch" else obj)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None  # (an extension type pyarrow cannot write: its own pickle then)
+    return (portable_arrow, (kind, pickle.PickleBuffer(memoryview(sink.getvalue()))))
+
+
+def portable_arrow(kind: str, stream: Any) -> object:
+    """The value ``portable_arrow_reduce`` wrote, read as a file's Arrow entries are (no
+    compressed bodies, full validation; plain types only from an untrusted file)."""
+    if kind not in _KINDS:
+        raise ValueError("bad Arrow value kind")
+    meta = {"kind": kind, "rows": -1}
+    table = read_ipc(stream)
+    meta["rows"] = table.num_rows
+    if kind == "chunked":
+        meta["chunks"] = table.column(0).num_chunks if table.num_columns else 0
+    return ArrowSerializer().load(meta, [stream])

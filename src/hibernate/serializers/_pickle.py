@@ -237,7 +237,8 @@ _PORTABLE: dict[type, Callable[[Any], Any] | None] = {}
 
 def _portable_form(t: type) -> Callable[[Any], Any] | None:
     """The reducer of a version-independent form for values of type ``t``: numpy arrays
-    and random generators, pandas frames, series and indexes (see ``_numpy``, ``_pandas``).
+    and random generators, pandas frames, series and indexes, Arrow tables and arrays (see
+    ``_numpy``, ``_pandas``, ``_arrow``).
     Asked once per type; imports nothing the session has not imported."""
     module = getattr(t, "__module__", "") or ""
     if module.startswith("numpy") and "numpy" in sys.modules:
@@ -250,6 +251,10 @@ def _portable_form(t: type) -> Callable[[Any], Any] | None:
         from ._pandas import portable_reduce as pandas_reduce
 
         return pandas_reduce
+    if module.startswith("pyarrow") and "pyarrow" in sys.modules:
+        from ._arrow import portable_arrow_reduce
+
+        return portable_arrow_reduce
     return None
 
 

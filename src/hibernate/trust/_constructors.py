@@ -39,6 +39,8 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     + [("hibernate.serializers._pandas", "portable_pandas")]
     # a numpy random generator of a known kind set to a state of numbers (numpy checks it)
     + [("hibernate.serializers._numpy", "portable_random")]
+    # an Arrow value read from an IPC stream as a file's are (validated, plain types only)
+    + [("hibernate.serializers._arrow", "portable_arrow")]
 )
 
 MAX_DIGITS = 5000
@@ -246,6 +248,12 @@ def _check_random(m: Budget, args: tuple[Any, ...]) -> None:
         refuse("a random generator of something other than names, a state and a seed")
 
 
+def _check_arrow(m: Budget, args: tuple[Any, ...]) -> None:
+    if len(args) != 2 or type(args[0]) is not str or not isinstance(args[1], _BYTES_LIKE):
+        refuse("an Arrow value of something other than a kind and bytes")
+    m.charge(memoryview(args[1]).nbytes, "an Arrow value")  # views of it, and offsets
+
+
 _BY_NAME: dict[tuple[str, str], Check] = {
     ("builtins", "bool"): _check_bool,
     ("builtins", "bytearray"): _check_bytes,
@@ -267,6 +275,7 @@ _BY_NAME: dict[tuple[str, str], Check] = {
     ("hibernate.serializers._numpy", "portable_array"): _check_array,
     ("hibernate.serializers._numpy", "portable_random"): _check_random,
     ("hibernate.serializers._pandas", "portable_pandas"): _check_pandas,
+    ("hibernate.serializers._arrow", "portable_arrow"): _check_arrow,
     **{("datetime", n): _check_when for n in ("date", "datetime", "time", "timedelta",
                                                 "timezone")},
 }
