@@ -10,7 +10,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "hibernate"
 
 LEAVES = {"errors", "_version", "_placeholder", "_reports", "_progress", "_limits"}
-FRONTS = {"_api", "cli", "_ipython", "_run", "__main__", "__init__"}
+FRONTS = {"_api", "cli", "_ipython", "_run", "__main__", "__init__", "viewer"}
 # package -> what it may import (besides itself and the standard library)
 ALLOWED = {
     "storage": {"errors"},
@@ -25,6 +25,9 @@ ALLOWED = {
     "_reports": {"format"},
     "_progress": set(),
     "_placeholder": {"errors"},
+    # a front (hibernate serve, %hibernate browse): it may import what the CLI imports
+    "viewer": {"errors", "_version", "_reports", "_progress", "_api", "format", "session",
+               "checkpoints", "storage", "trust", "engines"},
 }
 
 

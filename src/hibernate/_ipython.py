@@ -29,6 +29,7 @@ MAGIC_HELP = """\
 %hibernate load       [PATH] [--include NAMES] [--exclude NAMES] [--trust] [--data-only]
                              [--environment [PARTS]] [--replay [all]] [-o KEY=VALUE ...]
 %hibernate inspect    [PATH] [-o KEY=VALUE ...]
+%hibernate browse     [PATH_OR_STORE] [-o KEY=VALUE ...]
 %hibernate checkpoint [STORE] [-m MESSAGE] [--compression fast|small]
 %hibernate log        [STORE] [--all]
 %hibernate checkout   ID [--store STORE] [--only-changed] [--trust] [--data-only]
@@ -39,17 +40,18 @@ MAGIC_HELP = """\
 
 PATH defaults to session.hib in the working directory (like R's .RData); STORE to the
 notebook's own store (.NOTEBOOK.ipynb.hibernate/ beside it, when the kernel knows its
-notebook from JPY_SESSION_NAME), else .hibernate/. Autosave keeps the newest 100
-checkpoints (--keep N, 0 for all) within --max-size (e.g. 2G). resume restores the newest
-checkpoint of the store's current line. Set c.Hibernate.resume = True (and
-c.Hibernate.autosave = True) in the IPython profile, with hibernate among its extensions,
-to resume (and autosave) at every kernel start. NAMES is a comma-separated list of names
-or glob patterns. -o passes a storage option (repeatable). PARTS: a comma-separated list
-of cwd, sys_path, options, random, warnings, ipython (all when omitted); PATTERNS:
-environment variables to save (none unless named). IPython's own names (In, Out, _, _iN,
-get_ipython...) are never saved and never overwritten. --replay recomputes, from the
-recorded cells, what could not be saved or restored (cells that write files, start
-processes or use the network run only with --replay all).
+notebook from JPY_SESSION_NAME), else .hibernate/. browse shows a file (or a store's HEAD
+checkpoint) inline: its entries, metadata and previews, with no code from it run. Autosave
+keeps the newest 100 checkpoints (--keep N, 0 for all) within --max-size (e.g. 2G). resume
+restores the newest checkpoint of the store's current line. Set c.Hibernate.resume = True
+(and c.Hibernate.autosave = True) in the IPython profile, with hibernate among its
+extensions, to resume (and autosave) at every kernel start. NAMES is a comma-separated
+list of names or glob patterns. -o passes a storage option (repeatable). PARTS: a
+comma-separated list of cwd, sys_path, options, random, warnings, ipython (all when
+omitted); PATTERNS: environment variables to save (none unless named). IPython's own names
+(In, Out, _, _iN, get_ipython...) are never saved and never overwritten. --replay
+recomputes, from the recorded cells, what could not be saved or restored (cells that write
+files, start processes or use the network run only with --replay all).
 """
 
 
@@ -61,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="%hibernate", add_help=False)
     p.add_argument("command", choices=["save", "load", "inspect", "checkpoint", "log", "resume",
-                                       "checkout", "autosave", "help"])
+                                       "checkout", "autosave", "browse", "help"])
     p.add_argument("path", nargs="?", default=None)
     p.add_argument("-m", dest="message", default=None)
     p.add_argument("--store", default=None)
@@ -141,6 +143,10 @@ def run_magic(shell: Any, line: str) -> None:
                           replay=_replay(a.replay)))
     elif a.command == "inspect":
         display(_api.inspect(path, storage_options=opts))
+    elif a.command == "browse":  # entries and previews as HTML, read with data_only
+        from .viewer import browse
+
+        display(browse(path, storage_options=opts))
     elif a.command == "resume":
         resume(shell, a.store, trust=a.trust, data_only=a.data_only, display=display)
     elif a.command in ("checkpoint", "log", "checkout", "autosave"):

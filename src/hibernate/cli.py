@@ -32,10 +32,9 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _is_store(path: str, options: dict[str, object] | None) -> bool:
-    from .storage import resolve
+    from .viewer import is_store
 
-    store, _ = resolve(path.rstrip("/") + "/HEAD", options)
-    return store.exists("HEAD") or any(True for _ in store.list("checkpoints/"))
+    return is_store(path, options)
 
 
 def _verify_store(args: argparse.Namespace) -> int:
@@ -206,6 +205,21 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .viewer._app import serve
+    except ImportError as e:
+        print(f"hibernate serve needs the viewer extra ({e.name} is missing): "
+              "pip install 'hibernate[viewer]'", file=sys.stderr)
+        return 2
+
+    def announce(url: str) -> None:
+        print(f"hibernate viewer at {url}\n(Ctrl-C to stop)", flush=True)
+
+    serve(args.paths, args.port, _options(args.options), announce)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import VERSION
 
@@ -285,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("b")
     df.add_argument("--store", default=None, help="a and b are checkpoint ids in this store")
     df.set_defaults(func=_diff)
+    sv = sub.add_parser("serve", parents=[remote],
+                        help="see files and checkpoint stores in a browser (127.0.0.1, with a "
+                        "token; reads only, runs no code from them)")
+    sv.add_argument("paths", nargs="+", metavar="PATH_OR_STORE")
+    sv.add_argument("--port", type=int, default=0, help="the port (default: a free one)")
+    sv.set_defaults(func=_serve)
     return p
 
 

@@ -1,0 +1,230 @@
+"""The viewer end to end: `hibernate serve` in a subprocess, driven by a real headless
+Chromium (Debian's, through Playwright): a session file and a store made by the tests, the
+variables, a frame preview, a diff, HTML from the file shown as text, a canary that would
+create a file if unpickled, the token and the Content-Security-Policy.
+
+Where Chromium (or Playwright) is missing these tests skip and say why, except in CI (the
+`CI` variable set), where they fail: `.ci/run` installs Debian's chromium first.
+Set HIBERNATE_UPDATE_SCREENSHOT=1 to write the main page's screenshot to docs/viewer.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import TEST_KEY, run_python
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("HIBERNATE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'"
+
+MAKE = """
+import numpy as np, pandas as pd, hibernate
+
+class Canary:
+    def __reduce__(self):  # unpickling it would create the canary file
+        return (open, ({canary!r}, "w"))
+
+frame = pd.DataFrame({{"city": [f"city {{i}}" for i in range(30)],
+                       "rain_mm": [float(i) * 1.5 for i in range(30)]}})
+html_frame = pd.DataFrame({{"<b>x</b>": [1, 2, 3]}})
+grid = np.arange(12.0).reshape(3, 4)
+note = "<script>alert(1)</script>"
+canary = Canary()
+hibernate.save("session.hib")
+hibernate.checkpoint("store", message="first")
+grid = grid * 2
+added = [1, 2, 3]
+hibernate.checkpoint("store", message="second")
+"""
+
+
+def _missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[test]')"
+    if not os.path.exists(CHROMIUM) and shutil.which("chromium") is None:
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+def _need_browser() -> None:
+    why = _missing()
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser tests: {why}")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A session file and a two-checkpoint store, made in a fresh process."""
+    work = tmp_path_factory.mktemp("viewer")
+    config = tmp_path_factory.mktemp("viewer-config")
+    canary = work / "CANARY"
+    env = {"HIBERNATE_KEY": TEST_KEY, "HIBERNATE_CONFIG_DIR": str(config)}
+    run_python(MAKE.format(canary=str(canary)), cwd=work, env=env)
+    return {"work": work, "file": work / "session.hib", "store": work / "store",
+            "canary": canary, "config": config}
+
+
+@pytest.fixture(scope="module")
+def server(made: dict[str, Path]) -> Iterator[str]:
+    """`hibernate serve FILE STORE` on a free port; yields the URL with the token."""
+    env = {**os.environ, "HIBERNATE_KEY": TEST_KEY, "HIBERNATE_CONFIG_DIR": str(made["config"])}
+    proc = subprocess.Popen([sys.executable, "-m", "hibernate", "serve", str(made["file"]),
+                             str(made["store"])], cwd=made["work"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "http://" not in line:
+            proc.kill()
+            raise AssertionError(f"no URL from hibernate serve: {line!r} {proc.stderr.read()}")
+        yield line.split("at ", 1)[1].strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        exe = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+        b = p.chromium.launch(executable_path=exe, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    pg = context.new_page()
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.goto(server)  # the token, once: from now on the cookie
+    yield pg
+    assert pg.dialogs == [], "a script from the file ran"  # type: ignore[attr-defined]
+    context.close()
+
+
+def _follow(page: Any, selector: str) -> None:
+    """Click a link (or a submit button) and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
+def _back(page: Any) -> None:
+    page.go_back(wait_until="load")
+
+
+def _base(url: str) -> str:
+    return url.split("/?", 1)[0]
+
+
+def test_a_request_without_the_token_is_refused_and_every_answer_has_the_csp(
+        server: str) -> None:
+    base = _base(server)
+    for url in (base + "/", base + "/s/0", base + "/static/viewer.js", base + "/?token=wrong"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 403, url
+        assert CSP in refused.value.headers["Content-Security-Policy"]
+    with urllib.request.urlopen(server, timeout=10) as ok:
+        assert ok.status == 200
+        assert CSP in ok.headers["Content-Security-Policy"]
+        cookie = ok.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_the_session_page_lists_the_variables_and_shows_html_from_the_file_as_text(
+        page: Any, server: str, made: dict[str, Path], tmp_path: Path) -> None:
+    page.wait_for_function("!location.search.includes('token')")  # the script took it out
+    _follow(page, "text=session.hib")
+    page.wait_for_selector("input.filter")  # the package's script ran under the CSP
+    text = page.inner_text("main")
+    for name in ("frame", "html_frame", "grid", "note", "canary", "pandas.DataFrame",
+                 "numpy.ndarray", "30×2", "signature", "valid", "Python"):
+        assert name in text, name
+    shot = tmp_path / "viewer.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("HIBERNATE_UPDATE_SCREENSHOT"):
+        shutil.copy(shot, ROOT / "docs" / "viewer.png")
+
+    _follow(page, "table.entries >> text=frame")
+    text = page.inner_text("main")
+    for expected in ("city 0", "city 4", "city 25", "city 29", "rain_mm", "float64",
+                     "min 0, max 43.5, mean 21.75", "20 rows not shown"):
+        assert expected in text, expected
+
+    _back(page)
+    _follow(page, "table.entries >> text=note")
+    assert "<script>alert(1)</script>" in page.inner_text("main")
+    _back(page)
+    _follow(page, "table.entries >> text=html_frame")
+    assert "<b>x</b>" in page.inner_text("main")
+    assert page.locator("main b").count() == 0  # no element made from the file's text
+    _back(page)
+    _follow(page, "table.entries >> text=canary")
+    assert "needs code from the file" in page.inner_text("main")
+    assert not made["canary"].exists()
+
+
+def test_the_store_shows_its_timeline_and_a_diff(page: Any) -> None:
+    _follow(page, "text=store")
+    text = page.inner_text("main")
+    assert "first" in text and "second" in text and "(HEAD)" in text
+    _follow(page, "button:has-text('diff')")  # the form: from the older to the newer
+    rows = page.inner_text("table.diff")
+    assert "added\tadded" in rows and "changed\tgrid" in rows
+    _back(page)
+    _follow(page, "text=(HEAD) >> xpath=.. >> a")  # the HEAD checkpoint's session
+    assert "added" in page.inner_text("table.entries")
+    _follow(page, "table.entries >> text=grid")
+    assert "max\n22" in page.inner_text("main")
+
+
+def test_browse_renders_the_session_inline_with_the_same_escaping(
+        browser: Any, made: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from hibernate.viewer import browse
+
+    monkeypatch.setenv("HIBERNATE_CONFIG_DIR", str(made["config"]))
+    view = browse(made["file"])
+    pg = browser.new_page()
+    pg.set_content(view._repr_html_())  # as a notebook shows it: no server, no CSP
+    text = pg.text_content("body")  # the previews are folded in <details>
+    assert "<script>alert(1)</script>" in text and "<b>x</b>" in text
+    assert pg.locator("b").count() == 0
+    assert "city 29" in text and "needs code from the file" in text
+    assert "frame" in str(view)
+    assert not made["canary"].exists()
+    pg.close()
+
+
+def test_entries_are_paginated(tmp_path: Path) -> None:
+    import hibernate
+    from hibernate.viewer._render import entries_html
+    from hibernate.viewer._sources import Source
+
+    hibernate.save(tmp_path / "many.hib", {f"v{i:03d}": i for i in range(450)})
+    manifest = Source.at(str(tmp_path / "many.hib")).manifest()
+    last = entries_html(manifest, "/s/0", number=2)
+    assert "page 3 of 3" in last and "v449" in last and "v399" not in last
+    assert last.count("<tr>") == 1 + 50
