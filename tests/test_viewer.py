@@ -85,15 +85,17 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def server(made: dict[str, Path]) -> Iterator[str]:
     """`hibernate serve FILE STORE` on a free port; yields the URL with the token."""
     env = {**os.environ, "HIBERNATE_KEY": TEST_KEY, "HIBERNATE_CONFIG_DIR": str(made["config"])}
-    proc = subprocess.Popen([sys.executable, "-m", "hibernate", "serve", str(made["file"]),
-                             str(made["store"])], cwd=made["work"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = made["work"] / "serve.log"
+    with open(log, "w") as errors:
+        proc = subprocess.Popen([sys.executable, "-m", "hibernate", "serve", "session.hib",
+                                 "store"], cwd=made["work"], env=env, stdout=subprocess.PIPE,
+                                stderr=errors, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if "http://" not in line:
             proc.kill()
-            raise AssertionError(f"no URL from hibernate serve: {line!r} {proc.stderr.read()}")
+            raise AssertionError(f"no URL from hibernate serve: {line!r} {log.read_text()}")
         yield line.split("at ", 1)[1].strip()
     finally:
         proc.terminate()
