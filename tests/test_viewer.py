@@ -230,3 +230,25 @@ def test_entries_are_paginated(tmp_path: Path) -> None:
     last = entries_html(manifest, "/s/0", number=2)
     assert "page 3 of 3" in last and "v449" in last and "v399" not in last
     assert last.count("<tr>") == 1 + 50
+
+
+def test_a_preview_reads_only_the_chunks_of_its_entry(tmp_path: Path) -> None:
+    import numpy as np
+
+    import hibernate
+    from hibernate.viewer._render import entry_html
+    from hibernate.viewer._sources import Source
+
+    path = tmp_path / "big.hib"
+    hibernate.save(path, {"big": np.ones(4_000_000), "small": np.arange(10)})
+    src = Source.at(str(path))
+    entry = next(e for e in src.manifest().entries if e.name == "small")
+    with src.open() as snapshot:
+        assert "max" in entry_html(entry, snapshot)
+        assert snapshot.bytes_read < path.stat().st_size // 10
+
+
+def test_serve_refuses_a_path_that_is_neither_a_file_nor_a_store(tmp_path: Path) -> None:
+    from hibernate.cli import main
+
+    assert main(["serve", str(tmp_path / "missing.hib")]) == 2

@@ -160,6 +160,9 @@ def serve(paths: Sequence[str], port: int = 0, options: dict[str, Any] | None = 
     import uvicorn
 
     sources = [Source.at(p, options) for p in paths]
+    for src in sources:  # a path that is neither a file nor a store fails now, not later
+        if not src.store:
+            src.manifest()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
