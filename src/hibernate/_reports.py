@@ -56,12 +56,19 @@ def human(n: int) -> str:
     return f"{n} B"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+          right: Sequence[int] = ()) -> str:
+    """A plain-text table, every cell through ``clean``; columns in ``right`` (numbers,
+    sizes) aligned right, the others left."""
     cells = [[clean(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+
+    lines = [line(list(headers)), "  ".join("-" * w for w in widths)]
+    lines += [line(r) for r in cells]
     return "\n".join(lines)
 
 
@@ -73,8 +80,19 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: 
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+# The reason every IPython history name and helper (_i1, _oh, In, Out, exit...) is skipped
+# with: reports fold them into one line, after what the user must know.
+IPYTHON_OWN = "IPython's own history and helpers"
+
+
 def _skip_rows(skipped: Mapping[str, Skip]) -> list[tuple[str, str, str]]:
-    return [(n, s.code, s.message) for n, s in skipped.items() if s.code != SkipCode.DUNDER]
+    rows = [(n, str(s.code), s.message) for n, s in skipped.items()
+            if s.code != SkipCode.DUNDER and s.message != IPYTHON_OWN]
+    own = sum(1 for s in skipped.values() if s.message == IPYTHON_OWN)
+    if own:
+        rows.append((f"{own} IPython name{'s' if own > 1 else ''}", "ipython-internal",
+                     f"{IPYTHON_OWN}: never saved"))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -106,32 +124,37 @@ class SaveReport:
     def _placeholder_rows(self) -> list[tuple[str, str]]:
         return [(n, s.message) for n, lost in self.placeholders.items() for s in lost]
 
+    def _title(self) -> str:
+        return (f"saved {len(self.entries)} names to {self.path} "
+                f"({human(self.bytes_written)} in all, {self.seconds:.2f} s)")
+
     def __str__(self) -> str:
-        out = [f"saved {len(self.entries)} names to {clean(self.path, 200)} "
-               f"({human(self.bytes_written)}, {self.seconds:.2f} s)",
-               table(("name", "kind", "type", "size", "shape/dtype"), self._rows())]
+        """What was not saved first (and why), then what was, then how engines saved."""
+        out = [clean(self._title(), 300)]
         rows = _skip_rows(self.skipped)
         if rows:
-            out += [f"\nskipped {len(rows)}:", table(("name", "code", "reason"), rows)]
+            out += [f"\nnot saved ({len(rows)}):", table(("name", "code", "reason"), rows)]
         lost = self._placeholder_rows()
         if lost:
             out += [f"\nsaved with placeholders for what could not be saved ({len(lost)}):",
                     table(("name", "placeholder for"), lost)]
+        out += [f"\nsaved ({len(self.entries)}):",
+                table(("name", "kind", "type", "size", "shape/dtype"), self._rows(), right=(3,))]
         if self.notes:
             out += ["\nengines:", table(("name", "how"), sorted(self.notes.items()))]
         return "\n".join(out)
 
     def _repr_html_(self) -> str:
-        title = (f"saved {len(self.entries)} names to {self.path} "
-                 f"({human(self.bytes_written)}, {self.seconds:.2f} s)")
-        out = html_table(("name", "kind", "type", "size", "shape/dtype"), self._rows(), title)
+        out = f"<p>{html.escape(clean(self._title(), 300))}</p>"
         rows = _skip_rows(self.skipped)
         if rows:
-            out += html_table(("name", "code", "reason"), rows, f"skipped {len(rows)}")
+            out += html_table(("name", "code", "reason"), rows, f"not saved ({len(rows)})")
         lost = self._placeholder_rows()
         if lost:
             out += html_table(("name", "placeholder for"), lost,
                               f"saved with placeholders ({len(lost)})")
+        out += html_table(("name", "kind", "type", "size", "shape/dtype"), self._rows(),
+                          f"saved ({len(self.entries)})")
         if self.notes:
             out += html_table(("name", "how"), sorted(self.notes.items()), "engines")
         return out
@@ -165,12 +188,13 @@ class LoadReport:
         return not self.failed
 
     def _lines(self) -> list[tuple[str, str, str]]:
-        rows = [(n, "restored", "; ".join(filter(None, [
+        """What failed or was not restored first (and why), then what was."""
+        rows = [(n, "FAILED", r) for n, r in self.failed.items()]
+        rows += [(n, f"skipped ({code})", message)
+                 for n, code, message in _skip_rows(self.skipped)]
+        rows += [(n, "restored", "; ".join(filter(None, [
                     "overwrote" if n in self.overwritten else "", self.notes.get(n, "")])))
-                for n in self.restored]
-        rows += [(n, "FAILED", r) for n, r in self.failed.items()]
-        rows += [(n, f"skipped ({s.code})", s.message) for n, s in self.skipped.items()
-                 if s.code != SkipCode.DUNDER]
+                 for n in self.restored]
         rows += [(f"[{part}]", "environment", outcome)
                  for part, outcome in self.environment_restored.items()]
         return rows

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .. import serializers
+from .._reports import IPYTHON_OWN
 from ..errors import HibernateError
 from ..format import How, Skip, SkipCode
 from ..format._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, SerializerRef
@@ -83,7 +84,7 @@ def _skip_reason(name: str, value: object, ns: dict[str, Any], select: Selector,
     if not select(name):
         return Skip(SkipCode.EXCLUDED, "not selected by include/exclude")
     if hidden is not None and (name in hidden or ipython_internal(name)):
-        return Skip(SkipCode.IPYTHON_INTERNAL, "IPython's own history and helpers")
+        return Skip(SkipCode.IPYTHON_INTERNAL, IPYTHON_OWN)
     if is_machinery(value):
         return Skip(SkipCode.IPYTHON_INTERNAL, f"IPython/Jupyter machinery ({type_name(value)})")
     if value is ns:

@@ -252,7 +252,9 @@ def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, A
                 failed[entry.name] = describe(e)
     overwritten = tuple(n for n in staging if n in ns)
     in_file = {e.name for e in manifest.entries} - keep
-    kept = tuple(n for n in ns if n not in in_file and not is_dunder(n))
+    hidden = ipython_hidden(ns)  # IPython's own names are never counted as kept
+    kept = tuple(n for n in ns if n not in in_file and not is_dunder(n) and not (
+        hidden is not None and (n in hidden or ipython_internal(n))))
     ns.update(staging)
     return LoadReport(where, tuple(staging), failed, skipped, overwritten, kept,
                       time.perf_counter() - start, manifest.signature, trusted,
