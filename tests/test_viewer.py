@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -201,6 +202,41 @@ def test_the_store_shows_its_timeline_and_a_diff(page: Any) -> None:
     assert "added" in page.inner_text("table.entries")
     _follow(page, "table.entries >> text=grid")
     assert "max\n22" in page.inner_text("main")
+
+
+def test_a_snippet_for_the_selected_names_and_downloads_of_data(
+        page: Any, server: str, made: dict[str, Path]) -> None:
+    import io
+
+    import numpy as np
+
+    _follow(page, "text=session.hib")
+    assert not page.is_visible("pre.snippet")
+    page.check("input.pick[data-name='grid']")
+    page.check("input.pick[data-name='note']")
+    path = os.path.realpath(made["file"])
+    assert page.inner_text("pre.snippet") == (
+        f'hibernate.load("{path}", include=["grid", "note"])')
+
+    _follow(page, "table.entries >> text=frame")
+    links = page.locator("p.downloads a")
+    assert links.all_inner_texts() == ["csv", "parquet"]
+    csv = page.request.get(urljoin(page.url, links.first.get_attribute("href")))
+    assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.headers["content-disposition"] == 'attachment; filename="frame.csv"'
+    assert csv.text().splitlines()[:2] == ["city,rain_mm", "city 0,0.0"]
+    base = page.url.split("/entry", 1)[0]
+    npy = page.request.get(base + "/download?name=grid&format=npy")
+    assert npy.status == 200 and 'filename="grid.npy"' in npy.headers["content-disposition"]
+    grid = np.load(io.BytesIO(npy.body()), allow_pickle=False)
+    assert grid.shape == (3, 4) and grid[2, 3] == 11.0
+    pq = page.request.get(base + "/download?name=frame&format=parquet")
+    assert pq.status == 200 and pq.body()[:4] == b"PAR1"
+    refused = page.request.get(base + "/download?name=canary&format=npy")
+    assert refused.status == 409 and "needs code" in refused.text()
+    assert page.request.get(base + "/download?name=note&format=csv").status == 409
+    assert page.request.get(base + "/download?name=nope&format=csv").status == 404
+    assert not made["canary"].exists()
 
 
 def test_browse_renders_the_session_inline_with_the_same_escaping(

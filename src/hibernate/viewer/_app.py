@@ -9,6 +9,7 @@ carries a strict Content-Security-Policy (scripts and styles only from the packa
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 from collections.abc import Callable, Sequence
@@ -18,11 +19,14 @@ from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import HibernateError
+from .._reports import clean
+from ..errors import HibernateError, UntrustedFileError
+from ..format import Kind
+from ._download import FORMATS, Refused, encode, formats_for, safe_filename
 from ._preview import esc
 from ._render import (
     diff_html,
@@ -97,6 +101,11 @@ def _int(value: str | None) -> int:
         return 0
 
 
+def _for_python(path: str) -> str:
+    """The path as a snippet run elsewhere needs it: local paths made absolute."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def make_app(sources: Sequence[Source], token: str, cookie: str = "hibernate_token") -> ASGI:
     """The viewer over ``sources``, guarded by ``token``."""
 
@@ -119,7 +128,8 @@ def make_app(sources: Sequence[Source], token: str, cookie: str = "hibernate_tok
             return HTMLResponse(page(crumb, body))
         m = src.manifest(cid)
         number = _int(request.query_params.get("page"))
-        body = meta_html(m) + "<h2>variables</h2>" + entries_html(m, base, cid, number)
+        body = meta_html(m) + "<h2>variables</h2>" + entries_html(
+            m, base, cid, number, load_from=_for_python(src.path))
         crumbs = [(crumb, base)] if src.store else []
         return HTMLResponse(page(esc(m.path or src.path, 200), body, crumbs))
 
@@ -132,8 +142,34 @@ def make_app(sources: Sequence[Source], token: str, cookie: str = "hibernate_tok
             raise LookupError(f"no entry {name!r}")
         with src.open(cid) as snapshot:
             body = entry_html(found, snapshot)
+        links = [f'<a href="{href(f"/s/{i}/download", name=name, c=cid, format=f)}" '
+                 f'download>{f}</a>' for f in formats_for(found.type_name)]
+        if found.kind == Kind.VALUE and links:
+            body += f"<p class=\"downloads\">download as {' · '.join(links)}</p>"
         crumbs = [(esc(src.path, 200), href(f"/s/{i}", c=cid))]
         return HTMLResponse(page(esc(name, 120), body, crumbs))
+
+    def download(request: Request) -> Response:
+        """One entry as CSV, Parquet or ``.npy``, read with ``data_only``."""
+        _, src = source(request)
+        q = request.query_params
+        name, cid, fmt = q.get("name", ""), q.get("c"), q.get("format", "")
+        found = next((e for e in src.manifest(cid).entries if e.name == name), None)
+        if found is None or found.kind != Kind.VALUE:
+            return PlainTextResponse(f"404: {clean(name, 120)} is not a stored value", 404)
+        if fmt not in FORMATS:
+            return PlainTextResponse("404: the formats are csv, parquet and npy", 404)
+        try:
+            with src.open(cid) as snapshot:
+                body = encode(snapshot[name], fmt)
+        except UntrustedFileError:
+            return PlainTextResponse(f"409: {clean(name, 120)} needs code from the file "
+                                     "(unpickling) to come back: not loaded here", 409)
+        except (Refused, HibernateError) as why:
+            return PlainTextResponse(f"409: {clean(why, 300)}", 409)
+        filename = safe_filename(name, fmt)
+        return Response(body, media_type=FORMATS[fmt], headers={
+            "content-disposition": f'attachment; filename="{filename}"'})
 
     def diff(request: Request) -> HTMLResponse:
         i, src = source(request)
@@ -147,7 +183,7 @@ def make_app(sources: Sequence[Source], token: str, cookie: str = "hibernate_tok
 
     app = Starlette(routes=[
         Route("/", home), Route("/s/{i:int}", session), Route("/s/{i:int}/entry", entry),
-        Route("/s/{i:int}/diff", diff),
+        Route("/s/{i:int}/diff", diff), Route("/s/{i:int}/download", download),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static")],
         exception_handlers={LookupError: not_found, HibernateError: not_found})
     return TokenGuard(app, token, cookie)

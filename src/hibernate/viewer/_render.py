@@ -81,10 +81,17 @@ def _visible(m: Manifest) -> list[Entry]:
     return [e for e in m.entries if not (e.skip and e.skip.code == SkipCode.DUNDER)]
 
 
+def _attr(value: object) -> str:
+    """A value from a file as an HTML attribute's text (quoted by the caller)."""
+    return html.escape(str(value), quote=True)
+
+
 def entries_html(m: Manifest, base: str | None, cid: str | None = None, number: int = 0,
-                 size: int = PAGE_SIZE) -> str:
+                 size: int = PAGE_SIZE, load_from: str | None = None) -> str:
     """The entries table, one page of it; names link to their preview when ``base`` is a
-    URL (the web app), and are plain text otherwise."""
+    URL (the web app), and are plain text otherwise. With ``load_from`` (the file's or
+    the store's path), each name that loads gets a checkbox, and the package's script
+    builds a ``hibernate.load``/``checkout`` snippet for the names checked."""
     entries = _visible(m)
     pages = max(1, -(-len(entries) // size))
     number = min(max(number, 0), pages - 1)
@@ -93,9 +100,18 @@ def entries_html(m: Manifest, base: str | None, cid: str | None = None, number: 
         cells = [esc(c, 120) for c in _entry_row(e)]
         if base is not None and e.kind == Kind.VALUE:
             cells[0] = f'<a href="{href(base + "/entry", name=e.name, c=cid)}">{cells[0]}</a>'
+        if load_from is not None and e.kind in (Kind.VALUE, Kind.MODULE, Kind.IMPORT):
+            cells[0] = (f'<input type="checkbox" class="pick" data-name="{_attr(e.name)}" '
+                        f'aria-label="select {_attr(e.name)}"> {cells[0]}')
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in HEADERS)
-    table = (f'<table class="entries"><thead><tr>{head}</tr></thead>'
+    data = ""
+    if load_from is not None:
+        call = "checkout" if cid else "load"
+        data = f' data-call="{call}" data-path="{_attr(load_from)}"'
+        if cid:
+            data += f' data-checkpoint="{_attr(cid)}"'
+    table = (f'<table class="entries"{data}><thead><tr>{head}</tr></thead>'
              f"<tbody>{''.join(rows)}</tbody></table>")
     summary = (f"<p class=\"note\">{len(entries)} names, "
                f"{human(sum(e.size for e in entries))}</p>")
