@@ -137,6 +137,16 @@ def _back(page: Any) -> None:
     page.go_back(wait_until="load")
 
 
+def _pictures(page: Any, selector: str, count: int) -> None:
+    """``count`` images that the browser decoded (a data: URL allowed by the CSP)."""
+    images = page.locator(selector)
+    assert images.count() == count
+    for i in range(count):
+        size = images.nth(i).evaluate("(img) => [img.complete, img.naturalWidth, "
+                                      "img.naturalHeight]")
+        assert size[0] and size[1] > 0 and size[2] > 0, size
+
+
 def _base(url: str) -> str:
     return url.split("/?", 1)[0]
 
@@ -177,6 +187,11 @@ def test_the_session_page_lists_the_variables_and_shows_html_from_the_file_as_te
                      "min 0, max 43.5, mean 21.75", "20 rows not shown"):
         assert expected in text, expected
 
+    _pictures(page, "figure.histogram img", 1)  # rain_mm; city is text
+
+    _back(page)
+    _follow(page, "table.entries >> text=grid")
+    _pictures(page, "figure.heatmap img", 1)
     _back(page)
     _follow(page, "table.entries >> text=note")
     assert "<script>alert(1)</script>" in page.inner_text("main")
@@ -280,7 +295,8 @@ def test_a_preview_reads_only_the_chunks_of_its_entry(tmp_path: Path) -> None:
     src = Source.at(str(path))
     entry = next(e for e in src.manifest().entries if e.name == "small")
     with src.open() as snapshot:
-        assert "max" in entry_html(entry, snapshot)
+        shown = entry_html(entry, snapshot)
+        assert "max" in shown and '<figure class="histogram"><img src="data:image/png' in shown
         assert snapshot.bytes_read < path.stat().st_size // 10
 
 

@@ -4,8 +4,11 @@ numbers and builtin containers. One small function per type, found through a tab
 by the type's module and name (nothing imported to look a type up). Every value shown goes
 through ``esc`` (the one sanitizer, then HTML escaping).
 
-Non-goals: charts and images of 2-D data; previews of values that need code (the caller
-says so instead, and never loads them)."""
+Numeric 2-D arrays get a small heat map, numeric 1-D arrays and numeric frame columns a
+small histogram (PNG ``data:`` URLs drawn by ``_image``).
+
+Non-goals: charts with axes; previews of values that need code (the caller says so
+instead, and never loads them)."""
 
 from __future__ import annotations
 
@@ -14,11 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._reports import clean
+from ._image import heatmap, histogram
 
 __all__ = ["ROWS", "esc", "grid", "preview"]
 
 ROWS = 5  # first and last rows shown
 COLUMNS = 40  # columns shown at most
+PICTURES = 12  # column histograms shown at most
 TEXT = 2000  # characters of a string shown
 
 
@@ -57,7 +62,30 @@ def _pandas_frame(df: Any) -> str:
     return (_facts([("rows", n), ("columns", len(df.columns))])
             + "<h3>rows</h3>" + grid(["", *cols], rows, "rows") + gap
             + "<h3>columns</h3>" + grid(("column", "dtype", "nulls", "summary"),
-                                        [_column(df[c], c) for c in cols]))
+                                        [_column(df[c], c) for c in cols])
+            + _column_histograms(df, cols))
+
+
+def _figure(url: str | None, caption: str, cls: str) -> str:
+    if url is None:
+        return ""
+    return (f'<figure class="{cls}"><img src="{url}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _column_histograms(df: Any, cols: Sequence[object]) -> str:
+    """A histogram for each of the first numeric columns (a name seen once)."""
+    figures: list[str] = []
+    for c in cols:
+        s = df[c]
+        if len(figures) == PICTURES or not isinstance(s, type(s.iloc[:0])) or s.ndim != 1:
+            continue
+        if getattr(s.dtype, "kind", "O") in "iufb":
+            values = s.to_numpy(dtype="float64", na_value=float("nan"))
+            figure = _figure(histogram(values), clean(c, 60), "histogram")
+            figures += [figure] if figure else []
+    shown = "".join(figures)
+    return f"<h3>histograms</h3><div class=\"pictures\">{shown}</div>" if shown else ""
 
 
 def _column(s: Any, name: object) -> tuple[object, ...]:
@@ -83,7 +111,13 @@ def _numpy_array(a: Any) -> str:
     flat = a.reshape(-1)[: 2 * COLUMNS]
     values = ", ".join(_number(x) if a.dtype.kind in "iuf" else clean(x, 30) for x in flat)
     more = ", …" if a.size > len(flat) else ""
-    return _facts(facts) + f"<h3>first values</h3><pre>{esc(values + more, 4000)}</pre>"
+    picture = ""
+    if a.ndim == 2:
+        picture = _figure(heatmap(a), "heat map (min dark, max light)", "heatmap")
+    elif a.ndim == 1:
+        picture = _figure(histogram(a), "histogram", "histogram")
+    return (_facts(facts) + picture
+            + f"<h3>first values</h3><pre>{esc(values + more, 4000)}</pre>")
 
 
 def _arrow_table(t: Any) -> str:
