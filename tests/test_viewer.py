@@ -304,3 +304,26 @@ def test_serve_refuses_a_path_that_is_neither_a_file_nor_a_store(tmp_path: Path)
     from hibernate.cli import main
 
     assert main(["serve", str(tmp_path / "missing.hib")]) == 2
+
+
+def test_a_post_mortem_shows_its_frames_as_text(browser: Any, tmp_path: Path) -> None:
+    from hibernate._run import _save
+    from hibernate.viewer._render import postmortem_html, session_html
+    from hibernate.viewer._sources import Source
+
+    def failing(tag: str) -> None:
+        raise ValueError(tag)
+
+    ns: dict[str, Any] = {"kept": 1}
+    try:
+        failing("<img src=x>")
+    except ValueError as exc:
+        _save(str(tmp_path / "pm.hib"), ns, exc)
+    m = Source.at(str(tmp_path / "pm.hib")).manifest()
+    pg = browser.new_page()
+    pg.set_content(session_html(m))
+    text = pg.inner_text("section.postmortem")
+    assert "post-mortem of ValueError: <img src=x>" in text and "failing" in text
+    assert "tag" in text and pg.locator("img").count() == 0
+    pg.close()
+    assert 'href="/s/0/entry?name=frame1.tag"' in postmortem_html(m, "/s/0")

@@ -35,6 +35,7 @@ from ._render import (
     href,
     meta_html,
     page,
+    postmortem_html,
     sources_html,
     timeline_html,
 )
@@ -128,8 +129,8 @@ def make_app(sources: Sequence[Source], token: str, cookie: str = "hibernate_tok
             return HTMLResponse(page(crumb, body))
         m = src.manifest(cid)
         number = _int(request.query_params.get("page"))
-        body = meta_html(m) + "<h2>variables</h2>" + entries_html(
-            m, base, cid, number, load_from=_for_python(src.path))
+        body = (meta_html(m) + postmortem_html(m, base, cid) + "<h2>variables</h2>"
+                + entries_html(m, base, cid, number, load_from=_for_python(src.path)))
         crumbs = [(crumb, base)] if src.store else []
         return HTMLResponse(page(esc(m.path or src.path, 200), body, crumbs))
 

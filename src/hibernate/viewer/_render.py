@@ -19,7 +19,7 @@ from ..format import Entry, How, Kind, Manifest, SkipCode
 from ._preview import esc, grid, preview
 
 __all__ = ["PAGE_SIZE", "diff_html", "entries_html", "entry_html", "href", "meta_html", "page",
-           "session_html", "sources_html", "timeline_html"]
+           "postmortem_html", "session_html", "sources_html", "timeline_html"]
 
 PAGE_SIZE = 200  # entries per page
 HEADERS = ("name", "kind", "comes back", "type", "size / detail", "shape/dtype", "group")
@@ -75,6 +75,46 @@ def meta_html(m: Manifest) -> str:
     items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v, 200)}</dd>" for k, v in facts)
     items += f"<dt>packages</dt><dd>{_packages(s) or '-'}</dd>"
     return f"<dl class=\"facts meta\">{items}</dl>"
+
+
+def postmortem_html(m: Manifest, base: str | None = None, cid: str | None = None) -> str:
+    """A post-mortem's exception, traceback and frames (their locals link to the entries
+    ``frame{i}.{name}`` when ``base`` is a URL); empty for other sessions."""
+    pm = m.session.get("postmortem")
+    if not isinstance(pm, dict):
+        return ""
+    stored = {e.name for e in m.entries if e.kind == Kind.VALUE}
+    rows = []
+    frames = pm.get("frames")
+    for f in frames if isinstance(frames, list) else []:
+        if not isinstance(f, dict):
+            continue
+        names = f.get("locals")
+        local = []
+        for n in names if isinstance(names, list) else []:
+            if not isinstance(n, str):
+                continue
+            entry = f"frame{f.get('index')}.{n}"
+            link = base is not None and entry in stored
+            local.append(f'<a href="{href(base + "/entry", name=entry, c=cid)}">{esc(n, 40)}</a>'
+                         if link and base is not None else esc(n, 40))
+        cells = [esc(f.get("index")), esc(f.get("function"), 80),
+                 f"{esc(f.get('file'), 160)}:{esc(f.get('line'))}", ", ".join(local) or "-"]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("frame", "function", "where", "locals"))
+    trace = pm.get("traceback")
+    return (f"<section class=\"postmortem\"><h2>post-mortem of {esc(pm.get('exception'), 200)}"
+            f"</h2><table class=\"frames\"><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+            + (f"<details><summary>traceback</summary><pre>{_lines(trace)}</pre></details>"
+               if isinstance(trace, str) else "") + "</section>")
+
+
+def _lines(text: str, most: int = 200) -> str:
+    """Text of several lines, each through the sanitizer (which would fold the breaks)."""
+    lines = text.splitlines()
+    return "\n".join(esc(line, 300) for line in lines[:most]) + (
+        f"\n… ({len(lines) - most} more lines)" if len(lines) > most else "")
 
 
 def _visible(m: Manifest) -> list[Entry]:
@@ -155,7 +195,7 @@ def session_html(m: Manifest, snapshot: Any = None, previews: int = 0) -> str:
     """A session without a server (``%hibernate browse``): metadata, entries and, from
     ``snapshot``, the previews of the first ``previews`` stored values."""
     out = [f"<div class=\"hibernate-view\"><h3>{esc(m.path or 'session', 300)}</h3>",
-           meta_html(m), entries_html(m, None)]
+           meta_html(m), postmortem_html(m), entries_html(m, None)]
     if snapshot is not None:
         shown = [e for e in _visible(m) if e.kind == Kind.VALUE][:previews]
         out += [f"<details><summary>{esc(e.name)} ({esc(e.type_name)})</summary>"
