@@ -160,7 +160,9 @@ import pandas as pd
 class Tagged(pd.DataFrame):
     pass
 mixed = pd.DataFrame({"m": pd.Series([1, "a", None], dtype=object)})
+floaty = pd.Series(["a", 1.5, None], dtype=object)  # a float that is not a gap
 surrogate = pd.Series(["ok", "bad\\udc80"], dtype=object)
+surrogate_gap = pd.Series(["bad\\udc80", None], dtype=object)
 periods = pd.Series(pd.period_range("2024-01", periods=3, freq="M"))
 odd_attrs = pd.DataFrame({"a": [1]})
 odd_attrs.attrs = {"when": pd.Timestamp("2024-01-01")}
@@ -168,7 +170,8 @@ sub = Tagged({"a": [1, 2]})
 hibernate.save("f.hib")
 """)
     m = hibernate.inspect(fresh.path / "f.hib")
-    for name in ("mixed", "surrogate", "periods", "odd_attrs", "sub"):
+    for name in ("mixed", "floaty", "surrogate", "surrogate_gap", "periods", "odd_attrs",
+                 "sub"):
         assert m.groups[m.entry(name).group].serializer.name == "pickle", name
     got = fresh.json("""
 import json
@@ -176,12 +179,14 @@ import hibernate
 import pandas as pd
 r = hibernate.load("f.hib")
 print(json.dumps({"failed": dict(r.failed), "mixed": [repr(v) for v in mixed["m"]],
+                  "floaty": [repr(v) for v in floaty],
                   "surrogate": surrogate.iloc[1] == "bad\\udc80",
                   "periods": str(periods.dtype), "when": repr(odd_attrs.attrs["when"]),
                   "sub": type(sub).__name__}))
 """)
     assert got["failed"] == {}
     assert got["mixed"] == ["1", "'a'", "None"] and got["surrogate"] is True
+    assert got["floaty"] == ["'a'", "1.5", "None"]
     assert got["periods"] == "period[M]" and got["sub"] == "Tagged"
     assert got["when"] == "Timestamp('2024-01-01 00:00:00')"
 

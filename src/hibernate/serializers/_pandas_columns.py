@@ -107,19 +107,11 @@ class _Out:
         if not kinds <= {str, type(None), float, type(pd.NA)}:
             raise Decline("an object column that is not all strings")
         node: dict[str, Any] = {"k": "str", "n": len(arr)}
-        values = arr
-        if kinds != {str}:
-            gaps = np.zeros(len(arr), np.uint8)
-            for i in np.flatnonzero(pd.isna(arr)).tolist():
-                v = arr[i]
-                gaps[i] = 1 if v is None else 3 if v is pd.NA else 2 if (
-                    type(v) is float and math.isnan(v)) else 0
-            if any(type(v) is not str for v in arr[gaps == 0]):
-                raise Decline("an object column that is not all strings")
+        if kinds == {str}:
+            offsets, data = _encode_strings(arr)
+        else:
+            offsets, data, gaps = _encode_with_gaps(arr)
             node["gaps"] = self.add(_bytes(gaps))
-            values = arr.copy()
-            values[gaps != 0] = ""
-        offsets, data = _encode_strings(values)
         node["b"] = [self.add(offsets), self.add(data)]
         return node
 
@@ -197,6 +189,46 @@ def _values(x: Any) -> Any:
     """A Series' or Index's values: the ndarray (a view) for numpy dtypes, else the
     ExtensionArray."""
     return x.to_numpy() if isinstance(x.dtype, np.dtype) else x.array
+
+
+def _gap_code(v: object, na: object) -> int:
+    """1 None, 2 NaN (a Python float), 3 pd.NA; 0 for anything else (not a gap)."""
+    return 1 if v is None else 3 if v is na else 2 if (
+        type(v) is float and math.isnan(v)) else 0
+
+
+def _encode_with_gaps(arr: np.ndarray) -> tuple[Buffer, Buffer, np.ndarray]:
+    """(offsets, UTF-8 bytes, gap codes) of strings with None / NaN / NA gaps (the caller
+    checked the element types). With pyarrow, one C pass converts the strings and finds the
+    gaps (a float that is not NaN fails it), and only the gaps are looked at one by one;
+    without, every element is."""
+    pd = _pd()
+    n = len(arr)
+    gaps = np.zeros(n, np.uint8)
+    try:
+        import pyarrow as pa
+    except ImportError:
+        for i, v in enumerate(arr.tolist()):
+            if type(v) is not str:
+                gaps[i] = _gap_code(v, pd.NA)
+                if not gaps[i]:
+                    raise Decline("an object column that is not all strings") from None
+        values = arr.copy()
+        values[gaps != 0] = ""
+        return (*_encode_strings(values), gaps)
+    try:
+        a = pa.array(arr, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowException, UnicodeError, TypeError, ValueError):
+        raise Decline("an object column that is not all strings") from None
+    where = np.flatnonzero(a.is_null().to_numpy(zero_copy_only=False))
+    for i in where.tolist():
+        gaps[i] = _gap_code(arr[i], pd.NA)
+    if len(where) and not gaps[where].all():  # (kinds allows only these: a safeguard)
+        raise Decline("an object column whose gaps are not None, NaN or NA")
+    _, offsets, data = a.buffers()
+    end = int(np.frombuffer(offsets, np.int64, n + 1)[-1])
+    return (memoryview(offsets)[:8 * (n + 1)],
+            memoryview(data)[:end] if data is not None else b"", gaps)
 
 
 def _encode_strings(values: np.ndarray) -> tuple[Buffer, Buffer]:
