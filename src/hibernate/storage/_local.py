@@ -129,7 +129,7 @@ class LocalWriteHandle(WriteHandle):
                                              or not self._syncing.is_alive()):
             self._unsynced = 0
             syncing = threading.Thread(target=self._sync_early, args=(self._fd,),
-                                       name="hibernate-sync", daemon=True)
+                                       name="hibernate-sync")
             try:
                 syncing.start()
             except RuntimeError:  # at interpreter exit: the final fsync does it all

@@ -83,7 +83,9 @@ def derive_soon() -> None:
         except Exception:  # the caller derives it again, and meets the error itself
             pass
 
-    thread = threading.Thread(target=run, name="hibernate-kdf", daemon=True)
+    # not a daemon: the interpreter waits for it at exit (a daemon thread inside scrypt while
+    # the interpreter finalizes can crash the process)
+    thread = threading.Thread(target=run, name="hibernate-kdf")
     try:
         thread.start()
     except RuntimeError:  # at interpreter exit: derived when needed instead
