@@ -13,17 +13,18 @@ LEAVES = {"errors", "_version", "_placeholder", "_reports", "_progress", "_limit
 FRONTS = {"_api", "cli", "_ipython", "_run", "__main__", "__init__", "viewer"}
 # package -> what it may import (besides itself and the standard library)
 ALLOWED = {
-    "storage": {"errors"},
+    "storage": {"errors", "_threads"},
     "trust": {"errors"},
     "serializers": {"errors", "_placeholder", "_limits"},
     "engines": {"errors"},
-    "format": {"errors", "_version", "_limits", "storage", "trust"},
+    "format": {"errors", "_version", "_limits", "_threads", "storage", "trust"},
     "session": {"errors", "_version", "_placeholder", "_reports", "_progress", "format",
                 "serializers", "trust", "storage", "engines"},
     "checkpoints": {"errors", "_version", "_reports", "_progress", "format", "session",
                     "storage", "trust", "engines"},
     "_reports": {"format"},
     "_progress": set(),
+    "_threads": set(),
     "_placeholder": {"errors"},
     # a front (hibernate serve, %hibernate browse): it may import what the CLI imports
     "viewer": {"errors", "_version", "_reports", "_progress", "_api", "format", "session",

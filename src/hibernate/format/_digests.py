@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from .._threads import submit
 from ..errors import FormatError
 
 __all__ = ["DIGESTS", "Hash", "default_digest", "digest_function", "fetch_pool", "later"]
@@ -78,12 +79,4 @@ def fetch_pool() -> ThreadPoolExecutor:
 def later(fn: Callable[..., T], *args: object) -> Future[T]:
     """Run ``fn(*args)`` in a hashing/compressing pool thread; inline when threads can no
     longer start (at interpreter exit, where ``save_on_exit`` runs)."""
-    try:
-        return _pool("hash", 2).submit(fn, *args)
-    except RuntimeError:
-        done: Future[T] = Future()
-        try:
-            done.set_result(fn(*args))
-        except Exception as e:
-            done.set_exception(e)
-        return done
+    return submit(_pool("hash", 2), fn, *args)

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
+from .._threads import submit
 from ._codecs import Codec
 from ._digests import Hash, default_digest, digest_function, later
 from ._manifest import Blob, Chunk
@@ -165,12 +166,7 @@ class ChunkWriter:
         assert self._placer is not None
         self._settle(len(piece))
         encoded = later(self._encode, piece) if len(piece) >= FAST_MIN else None
-        try:
-            placed = self._placer.submit(self._place_encoded, piece, encoded)
-        except RuntimeError:  # at interpreter exit (save_on_exit): no new threads
-            self.flush()
-            placed = Future()
-            placed.set_result(self._place_encoded(piece, encoded))
+        placed = submit(self._placer, self._place_encoded, piece, encoded, drain=self.flush)
         self._queued.append((placed, len(piece)))
         self._queued_bytes += len(piece)
         return placed
@@ -241,13 +237,7 @@ class ChunkWriter:
         if self._placer is None:
             return len(self._blobs), self.sink.mark()
         self._settle()
-        try:
-            return len(self._blobs), self._placer.submit(self.sink.mark)
-        except RuntimeError:  # at interpreter exit: placing in this thread
-            self.flush()
-            done: Future[Any] = Future()
-            done.set_result(self.sink.mark())
-            return len(self._blobs), done
+        return len(self._blobs), submit(self._placer, self.sink.mark, drain=self.flush)
 
     def rollback(self, mark: tuple[int, Any]) -> None:
         """Forget the blobs added since ``mark`` and take their bytes back from the sink."""

@@ -42,6 +42,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from .._threads import submit
 from ..errors import StorageError
 from ._base import ReadHandle
 
@@ -116,15 +117,7 @@ def _submit(fn: Any, *args: Any) -> Future[Any]:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(8, thread_name_prefix="hibernate-remote")
         pool = _POOL
-    try:
-        return pool.submit(fn, *args)
-    except RuntimeError:  # interpreter shutting down
-        done: Future[Any] = Future()
-        try:
-            done.set_result(fn(*args))
-        except Exception as e:
-            done.set_exception(e)
-        return done
+    return submit(pool, fn, *args)
 
 
 # ---- reading -----------------------------------------------------------------------------
