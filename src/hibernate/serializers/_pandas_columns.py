@@ -225,10 +225,16 @@ def _encode_with_gaps(arr: np.ndarray) -> tuple[Buffer, Buffer, np.ndarray]:
         gaps[i] = _gap_code(arr[i], pd.NA)
     if len(where) and not gaps[where].all():  # (kinds allows only these: a safeguard)
         raise Decline("an object column whose gaps are not None, NaN or NA")
+    return (*_large_string_buffers(a, n), gaps)
+
+
+def _large_string_buffers(a: Any, n: int) -> tuple[Buffer, Buffer]:
+    """(int64 offsets, UTF-8 bytes) of an Arrow large-string array of ``n`` values, as views
+    of its own buffers (null slots are empty)."""
     _, offsets, data = a.buffers()
     end = int(np.frombuffer(offsets, np.int64, n + 1)[-1])
     return (memoryview(offsets)[:8 * (n + 1)],
-            memoryview(data)[:end] if data is not None else b"", gaps)
+            memoryview(data)[:end] if data is not None else b"")
 
 
 def _encode_strings(values: np.ndarray) -> tuple[Buffer, Buffer]:
@@ -244,10 +250,7 @@ def _encode_strings(values: np.ndarray) -> tuple[Buffer, Buffer]:
             a = pa.array(values, type=pa.large_string())
         except (pa.ArrowException, UnicodeError) as e:
             raise Decline(f"a string that UTF-8 cannot hold ({e})") from None
-        _, offsets, data = a.buffers()
-        end = int(np.frombuffer(offsets, np.int64, n + 1)[-1])
-        return (memoryview(offsets)[:8 * (n + 1)],
-                memoryview(data)[:end] if data is not None else b"")
+        return _large_string_buffers(a, n)
     try:
         encoded = [s.encode("utf-8") for s in values]
     except UnicodeEncodeError as e:
