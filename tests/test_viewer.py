@@ -49,6 +49,17 @@ hibernate.checkpoint("store", message="first")
 grid = grid * 2
 added = [1, 2, 3]
 hibernate.checkpoint("store", message="second")
+
+ns = {{"sales": pd.DataFrame({{"region": [f"r{{i}}" for i in range(20)],
+                              "units": list(range(20)), "price": [1.5] * 20}})}}
+base = hibernate.checkpoint("branches", ns, message="base")
+ns["sales"].loc[3, "units"] = 99  # a cell changed one column...
+more = pd.DataFrame({{"region": ["r20", "r21"], "units": [20, 21], "price": [1.5, 1.5]}})
+ns["sales"] = pd.concat([ns["sales"], more], ignore_index=True)  # ...and appended rows
+hibernate.checkpoint("branches", ns, message="main: more rows")
+hibernate.checkout("branches", base.id, ns)
+ns["sales"]["discount"] = 0.1
+hibernate.checkpoint("branches", ns, message="experiment: a discount")
 """
 
 
@@ -79,6 +90,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     env = {"HIBERNATE_KEY": TEST_KEY, "HIBERNATE_CONFIG_DIR": str(config)}
     run_python(MAKE.format(canary=str(canary)), cwd=work, env=env)
     return {"work": work, "file": work / "session.hib", "store": work / "store",
+            "branches": work / "branches",
             "canary": canary, "config": config}
 
 
@@ -89,8 +101,8 @@ def server(made: dict[str, Path]) -> Iterator[str]:
     log = made["work"] / "serve.log"
     with open(log, "w") as errors:
         proc = subprocess.Popen([sys.executable, "-m", "hibernate", "serve", "session.hib",
-                                 "store"], cwd=made["work"], env=env, stdout=subprocess.PIPE,
-                                stderr=errors, text=True)
+                                 "store", "branches"], cwd=made["work"], env=env,
+                                stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -217,6 +229,36 @@ def test_the_store_shows_its_timeline_and_a_diff(page: Any) -> None:
     assert "added" in page.inner_text("table.entries")
     _follow(page, "table.entries >> text=grid")
     assert "max\n22" in page.inner_text("main")
+
+
+def test_the_history_graph_shows_both_branches_the_fork_and_head(
+        page: Any, made: dict[str, Path]) -> None:
+    from hibernate.checkpoints import Repo
+
+    repo = Repo(str(made["branches"]), None)
+    by_message = {repo.read(c)[0]["message"]: c for c in repo.ids()}
+    base, main, experiment = (by_message[m] for m in (
+        "base", "main: more rows", "experiment: a discount"))
+    _follow(page, "text=branches")
+    assert "3 checkpoints, 2 branches" in page.inner_text("main")
+    graph = page.locator("svg.graph")
+    assert graph.is_visible() and graph.bounding_box()["height"] > 60
+    rows = graph.locator("g.checkpoint")
+    assert rows.count() == 3
+    text = {rows.nth(i).get_attribute("data-id"): rows.nth(i).text_content()
+            for i in range(3)}
+    assert "experiment: a discount" in text[experiment] and "HEAD" in text[experiment]
+    assert f"⎇ {experiment[:8]}" in text[experiment] and f"⎇ {main[:8]}" in text[main]
+    assert "fork (2)" in text[base] and "⎇" not in text[base] and "HEAD" not in text[main]
+    assert graph.locator("circle.fork").count() == 1
+    assert graph.locator("path.edge").count() == 2  # both branches join the fork
+    lanes = {graph.locator(f"g.checkpoint[data-id='{c}'] circle").get_attribute("cx")
+             for c in (main, experiment)}
+    assert len(lanes) == 2  # side by side
+    assert page.locator("[style]").count() == 0  # the CSP forbids inline styles
+    _follow(page, f"svg.graph g.checkpoint[data-id='{main}'] a text.cid")
+    assert "sales" in page.inner_text("table.entries")
+    assert main in page.url
 
 
 def test_a_snippet_for_the_selected_names_and_downloads_of_data(

@@ -8,7 +8,10 @@ every value from a file escaped through the one sanitizer); ``_app`` wraps them 
 Starlette app behind a token and a strict Content-Security-Policy, served by uvicorn on
 127.0.0.1. Starlette and uvicorn (the ``viewer`` extra) are imported only by ``_app``.
 
-Non-goals (for now): changing anything in a file or store; downloads; history graphs.
+A store's history is drawn as a graph (``_graph``: inline SVG made on the server) with a
+diff between any two checkpoints (``_history``).
+
+Non-goals: changing anything in a file or store.
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ from .._reports import clean
 from ..errors import HibernateError, UntrustedFileError
 from ..format import Kind
 from ._download import FORMATS, Refused, encode, formats_for, safe_filename
+from ._history import diff_html, timeline_html
 from ._preview import esc
 from ._render import (
-    diff_html,
     entries_html,
     entry_html,
     href,
@@ -37,7 +37,6 @@ from ._render import (
     page,
     postmortem_html,
     sources_html,
-    timeline_html,
 )
 from ._sources import Source
 
@@ -124,11 +123,11 @@ def make_app(sources: Sequence[Source], token: str, cookie: str = "hibernate_tok
         i, src = source(request)
         cid = request.query_params.get("c")
         base, crumb = f"/s/{i}", esc(src.path, 200)
+        number = _int(request.query_params.get("page"))
         if src.store and not cid:
-            body = "<h2>history</h2>" + timeline_html(src.timeline(), src.head(), base)
+            body = "<h2>history</h2>" + timeline_html(src.timeline(), src.head(), base, number)
             return HTMLResponse(page(crumb, body))
         m = src.manifest(cid)
-        number = _int(request.query_params.get("page"))
         body = (meta_html(m) + postmortem_html(m, base, cid) + "<h2>variables</h2>"
                 + entries_html(m, base, cid, number, load_from=_for_python(src.path)))
         crumbs = [(crumb, base)] if src.store else []

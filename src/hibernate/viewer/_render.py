@@ -1,7 +1,8 @@
-"""The viewer's pages as HTML strings: plain functions of a manifest, a snapshot, a
-timeline or a diff, shared by the web app and ``%hibernate browse``. Every value that comes
-from a file or a store is escaped with ``esc`` (the one sanitizer, then ``html.escape``);
-links are built here from query parameters that are URL-encoded, then escaped.
+"""The viewer's pages as HTML strings: plain functions of a manifest or a snapshot (the
+history and diff pages are in ``_history``), shared by the web app and ``%hibernate
+browse``. Every value that comes from a file or a store is escaped with ``esc`` (the one
+sanitizer, then ``html.escape``); links are built here from query parameters that are
+URL-encoded, then escaped.
 
 Non-goals: client-side rendering (the pages work with scripts off) and templates."""
 
@@ -13,13 +14,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .._reports import _entry_row, human
-from ..checkpoints import Checkpoint, Diff
 from ..errors import HibernateError, UntrustedFileError
 from ..format import Entry, How, Kind, Manifest, SkipCode
 from ._preview import esc, grid, preview
 
-__all__ = ["PAGE_SIZE", "diff_html", "entries_html", "entry_html", "href", "meta_html", "page",
-           "postmortem_html", "session_html", "sources_html", "timeline_html"]
+__all__ = ["PAGE_SIZE", "entries_html", "entry_html", "href", "meta_html", "page",
+           "postmortem_html", "session_html", "sources_html"]
 
 PAGE_SIZE = 200  # entries per page
 HEADERS = ("name", "kind", "comes back", "type", "size / detail", "shape/dtype", "group")
@@ -201,45 +201,3 @@ def session_html(m: Manifest, snapshot: Any = None, previews: int = 0) -> str:
         out += [f"<details><summary>{esc(e.name)} ({esc(e.type_name)})</summary>"
                 f"{entry_html(e, snapshot)}</details>" for e in shown]
     return "".join(out) + "</div>"
-
-
-def timeline_html(checkpoints: Sequence[Checkpoint], head: str | None, base: str) -> str:
-    """A store's checkpoints, newest first, with a form to diff two of them."""
-    rows = []
-    for c in checkpoints:
-        mark = " (HEAD)" if c.id == head else ""
-        link = f'<a href="{href(base, c=c.id)}">{esc(c.id, 20)}</a>{mark}'
-        parent = (f'<a href="{href(base + "/diff", a=c.parent, b=c.id)}">diff with '
-                  f"{esc(c.parent, 20)}</a>" if c.parent else "first")
-        cells = [link, esc(c.time, 40), esc(c.message, 120), str(len(c.names)),
-                 esc(human(c.bytes_total)), esc(human(c.bytes_written)), parent]
-        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    head_row = "".join(f"<th>{h}</th>" for h in ("checkpoint", "time", "message", "names",
-                                                  "size", "new bytes", "parent"))
-    table = (f'<table class="timeline"><thead><tr>{head_row}</tr></thead>'
-             f"<tbody>{''.join(rows)}</tbody></table>")
-    return table + _diff_form(checkpoints, base)
-
-
-def _diff_form(checkpoints: Sequence[Checkpoint], base: str) -> str:
-    if len(checkpoints) < 2:
-        return ""
-
-    def select(name: str, chosen: int) -> str:
-        opts = "".join(f'<option value="{esc(c.id, 20)}"{" selected" if i == chosen else ""}>'
-                       f"{esc(c.id, 20)} {esc(c.message, 40)}</option>"
-                       for i, c in enumerate(checkpoints))
-        return f'<select name="{name}">{opts}</select>'
-
-    return (f'<form class="diff" method="get" action="{html.escape(base)}/diff">'
-            f"<label>from {select('a', 1)}</label> <label>to {select('b', 0)}</label> "
-            "<button type=\"submit\">diff</button></form>")
-
-
-def diff_html(d: Diff) -> str:
-    rows = [("added", n, "", human(d.sizes[n][1])) for n in d.added]
-    rows += [("removed", n, human(d.sizes[n][0]), "") for n in d.removed]
-    rows += [("changed", n, human(d.sizes[n][0]), human(d.sizes[n][1])) for n in d.changed]
-    if not rows:
-        return "<p class=\"note\">no differences</p>"
-    return grid(("change", "name", "size before", "size after"), rows, "diff")

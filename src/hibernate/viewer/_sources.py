@@ -5,13 +5,15 @@ the path (a store has ``HEAD`` or ``checkpoints/``), and the one session it is a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import _api
-from ..checkpoints import Checkpoint, Diff, Repo, diff, log
+from ..checkpoints import Checkpoint, Diff, Repo, diff
 from ..checkpoints._cas import StoreSource
+from ..checkpoints._history import info
 from ..checkpoints._record import engine_location
+from ..errors import HibernateError
 from ..format import Manifest
 from ..session import Snapshot
 from ..storage import ReadHandle, resolve
@@ -47,6 +49,8 @@ class Source:
     path: str
     options: dict[str, Any] | None = None
     store: bool = False
+    # checkpoint id -> its record's summary: records never change, so each is read once
+    _seen: dict[str, Checkpoint] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def at(cls, path: str | os.PathLike[str], options: dict[str, Any] | None = None) -> Source:
@@ -80,7 +84,19 @@ class Source:
                         data_only=True, location=engine_location(repo))
 
     def timeline(self) -> list[Checkpoint]:
-        return log(self.path, all=True, storage_options=self.options)
+        """Every checkpoint in the store (unreadable records left out), newest first; only
+        the records not seen before are read."""
+        repo = self.repo()
+        ids = repo.ids()
+        for cid in ids:
+            if cid not in self._seen:
+                try:
+                    meta, manifest = repo.read(cid)
+                except HibernateError:
+                    continue
+                self._seen[cid] = info(cid, meta, manifest)
+        found = [self._seen[cid] for cid in ids if cid in self._seen]
+        return sorted(found, key=lambda c: c.time, reverse=True)
 
     def head(self) -> str | None:
         return self.repo().head()
