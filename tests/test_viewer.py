@@ -261,6 +261,28 @@ def test_the_history_graph_shows_both_branches_the_fork_and_head(
     assert main in page.url
 
 
+def test_a_diff_shows_the_columns_and_rows_that_changed_in_a_frame(
+        page: Any, server: str, made: dict[str, Path]) -> None:
+    from hibernate.checkpoints import Repo
+
+    repo = Repo(str(made["branches"]), None)
+    by_message = {repo.read(c)[0]["message"]: c for c in repo.ids()}
+    base = _base(server)
+    page.goto(f"{base}/s/2/diff?a={by_message['base']}&b={by_message['main: more rows']}")
+    assert "changed\tsales" in page.inner_text("table.diff")
+    frame = page.locator("section.frame-diff[data-name='sales']")
+    assert frame.locator("dd.columns-changed").inner_text() == "units"
+    assert frame.locator("dd.columns-added").inner_text() == "-"
+    assert frame.locator("dd.rows-added").inner_text() == "20, 21"
+    assert frame.locator("dd.rows-changed").inner_text() == "3"
+    assert "rows added (2)" in frame.inner_text() and "rows changed (1)" in frame.inner_text()
+    page.goto(f"{base}/s/2/diff?a={by_message['base']}&b={by_message['experiment: a discount']}")
+    frame = page.locator("section.frame-diff[data-name='sales']")
+    assert frame.locator("dd.columns-added").inner_text() == "discount"
+    assert frame.locator("dd.columns-changed").inner_text() == "-"
+    assert frame.locator("dd.rows-changed").inner_text() == "-"
+
+
 def test_a_snippet_for_the_selected_names_and_downloads_of_data(
         page: Any, server: str, made: dict[str, Path]) -> None:
     import io

@@ -174,7 +174,8 @@ def make_app(sources: Sequence[Source], token: str, cookie: str = "hibernate_tok
     def diff(request: Request) -> HTMLResponse:
         i, src = source(request)
         a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
-        body = diff_html(src.diff(a, b))
+        d = src.diff(a, b)
+        body = diff_html(d, src.frame_changes(a, b, d.changed))
         title = f"diff {esc(a, 20)} → {esc(b, 20)}"
         return HTMLResponse(page(title, body, [(esc(src.path, 200), f"/s/{i}")]))
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .._reports import human
 from ..checkpoints import Checkpoint, Diff
+from ._framediff import FrameChange
 from ._graph import graph_svg, layout
 from ._preview import esc, grid
 from ._render import href
@@ -74,10 +75,35 @@ def _diff_form(checkpoints: Sequence[Checkpoint], base: str) -> str:
             "<button type=\"submit\">diff</button></form>")
 
 
-def diff_html(d: Diff) -> str:
+def diff_html(d: Diff, frames: Sequence[FrameChange] = ()) -> str:
+    """The diff table, then what changed inside each DataFrame of ``frames``."""
     rows = [("added", n, "", human(d.sizes[n][1])) for n in d.added]
     rows += [("removed", n, human(d.sizes[n][0]), "") for n in d.removed]
     rows += [("changed", n, human(d.sizes[n][0]), human(d.sizes[n][1])) for n in d.changed]
     if not rows:
         return "<p class=\"note\">no differences</p>"
-    return grid(("change", "name", "size before", "size after"), rows, "diff")
+    return (grid(("change", "name", "size before", "size after"), rows, "diff")
+            + "".join(_frame_html(f) for f in frames))
+
+
+def _labels(labels: Sequence[object], total: int | None = None) -> str:
+    shown = ", ".join(esc(x, 40) for x in labels) or "-"
+    more = total - len(labels) if total is not None else 0
+    return shown + (f" … ({more} more)" if more > 0 else "")
+
+
+def _frame_html(f: FrameChange) -> str:
+    compared = f.rows_changed is not None
+    facts: list[tuple[str, str]] = [
+        ("columns added", _labels(f.added)), ("columns removed", _labels(f.removed)),
+        ("columns changed" if compared else "columns whose bytes differ", _labels(f.changed))]
+    for what, rows in (("rows added", f.rows_added), ("rows removed", f.rows_removed),
+                       ("rows changed", f.rows_changed)):
+        if rows is not None:
+            facts.append((f"{what} ({rows[0]})", _labels(rows[1], rows[0])))
+    items = "".join(f'<dt>{k}</dt><dd class="{k.split(" (")[0].replace(" ", "-")}">{v}</dd>'
+                    for k, v in facts)
+    note = f'<p class="note">{esc(f.note, 200)}</p>' if f.note else ""
+    return (f'<section class="frame-diff" data-name="{esc(f.name, 120)}">'
+            f"<h3>inside the frame {esc(f.name, 120)}</h3>"
+            f'<dl class="facts">{items}</dl>{note}</section>')

@@ -5,6 +5,7 @@ the path (a store has ``HEAD`` or ``checkpoints/``), and the one session it is a
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..errors import HibernateError
 from ..format import Manifest
 from ..session import Snapshot
 from ..storage import ReadHandle, resolve
+from ._framediff import FrameChange, frame_change
 
 __all__ = ["Source", "is_store"]
 
@@ -105,3 +107,17 @@ class Source:
         repo = self.repo()
         return diff(repo.full_id(a), repo.full_id(b), store=self.path,
                     storage_options=self.options)
+
+    def frame_changes(self, a: str, b: str, names: Sequence[str]) -> list[FrameChange]:
+        """For each of ``names`` that is a DataFrame in checkpoints ``a`` and ``b``, what
+        changed in it (``_framediff``: from the digests, and cell by cell when small)."""
+        repo = self.repo()
+        ma, mb = (repo.read(repo.full_id(c))[1] for c in (a, b))
+        sa, sb = (StoreSource(repo.store, legacy=m.format_version < 2) for m in (ma, mb))
+        out = []
+        with self.open(a) as old, self.open(b) as new:
+            for name in names:
+                found = frame_change(name, ma, mb, sa, sb, (old, new))
+                if found is not None:
+                    out.append(found)
+        return out
