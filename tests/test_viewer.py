@@ -10,6 +10,7 @@ Set HIBERNATE_UPDATE_SCREENSHOT=1 to write the main page's screenshot to docs/vi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -94,15 +95,14 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "canary": canary, "config": config}
 
 
-@pytest.fixture(scope="module")
-def server(made: dict[str, Path]) -> Iterator[str]:
-    """`hibernate serve FILE STORE` on a free port; yields the URL with the token."""
-    env = {**os.environ, "HIBERNATE_KEY": TEST_KEY, "HIBERNATE_CONFIG_DIR": str(made["config"])}
-    log = made["work"] / "serve.log"
+@contextlib.contextmanager
+def _serving(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """`hibernate serve ARGS` on a free port; yields the URL with the token."""
+    log = cwd / "serve.log"
     with open(log, "w") as errors:
-        proc = subprocess.Popen([sys.executable, "-m", "hibernate", "serve", "session.hib",
-                                 "store", "branches"], cwd=made["work"], env=env,
-                                stdout=subprocess.PIPE, stderr=errors, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "hibernate", "serve", *args], cwd=cwd,
+                                env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                stderr=errors, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -113,6 +113,14 @@ def server(made: dict[str, Path]) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(made: dict[str, Path]) -> Iterator[str]:
+    """`hibernate serve FILE STORE BRANCHES` on a free port; yields the URL with the token."""
+    env = {"HIBERNATE_KEY": TEST_KEY, "HIBERNATE_CONFIG_DIR": str(made["config"])}
+    with _serving(["session.hib", "store", "branches"], made["work"], env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -391,3 +399,38 @@ def test_a_post_mortem_shows_its_frames_as_text(browser: Any, tmp_path: Path) ->
     assert "tag" in text and pg.locator("img").count() == 0
     pg.close()
     assert 'href="/s/0/entry?name=frame1.tag"' in postmortem_html(m, "/s/0")
+
+
+def test_a_file_and_a_store_on_s3_are_served_and_a_preview_reads_only_its_chunks(
+        s3: dict[str, Any], page: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    import hibernate
+    from hibernate.viewer._render import entry_html
+    from hibernate.viewer._sources import Source
+
+    opts = s3["options"]
+    url, store = "s3://sessions/viewer/big.hib", "s3://sessions/viewer/store"
+    hibernate.save(url, {"big": np.ones(2_000_000), "small": np.arange(10)},
+                   storage_options=opts)
+    hibernate.checkpoint(store, {"small": np.arange(10)}, message="on <s3>",
+                         storage_options=opts)
+    size = s3["client"].head_object(Bucket="sessions", Key="viewer/big.hib")["ContentLength"]
+    src = Source.at(url, opts)
+    assert not src.store and Source.at(store, opts).store
+    entry = next(e for e in src.manifest().entries if e.name == "small")
+    with src.open() as snapshot:
+        assert "max" in entry_html(entry, snapshot)
+        assert 0 < snapshot.bytes_read < size // 10  # the trailer, manifest and small's chunk
+
+    flat = ["-o", "key=testing", "-o", "secret=testing", "-o", f"endpoint_url={s3['endpoint']}"]
+    env = {"AWS_DEFAULT_REGION": "us-east-1", "HIBERNATE_KEY": TEST_KEY}
+    with _serving([url, store, *flat], tmp_path, env) as served:
+        page.goto(served)
+        _follow(page, "text=big.hib")
+        assert "numpy.ndarray" in page.inner_text("table.entries")
+        _follow(page, "table.entries >> text=small")
+        assert "max\n9" in page.inner_text("main")
+        page.goto(_base(served) + "/s/1")
+        assert "on <s3>" in page.locator("svg.graph").text_content()
+        assert "1 checkpoint, 1 branch" in page.inner_text("main")

@@ -44,7 +44,8 @@ def timeline_html(checkpoints: Sequence[Checkpoint], head: str | None, base: str
     table = (f'<table class="timeline"><thead><tr>{head_row}</tr></thead>'
              f"<tbody>{''.join(rows)}</tbody></table>")
     tips = len(g.tips())
-    summary = (f"<p class=\"note\">{len(g.rows)} checkpoints, {tips} "
+    n = len(g.rows)
+    summary = (f"<p class=\"note\">{n} checkpoint{'' if n == 1 else 's'}, {tips} "
                f"{'branch' if tips == 1 else 'branches'}</p>")
     graph = f'<div class="graph">{graph_svg(g, head, base, first, size)}</div>'
     return (summary + graph + _pager(base, number, pages) + table
