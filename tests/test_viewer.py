@@ -404,6 +404,7 @@ def test_a_post_mortem_shows_its_frames_as_text(browser: Any, tmp_path: Path) ->
 def test_a_file_and_a_store_on_s3_are_served_and_a_preview_reads_only_its_chunks(
         s3: dict[str, Any], page: Any, tmp_path: Path) -> None:
     import numpy as np
+    import pandas as pd
 
     import hibernate
     from hibernate.viewer._render import entry_html
@@ -411,7 +412,7 @@ def test_a_file_and_a_store_on_s3_are_served_and_a_preview_reads_only_its_chunks
 
     opts = s3["options"]
     url, store = "s3://sessions/viewer/big.hib", "s3://sessions/viewer/store"
-    hibernate.save(url, {"big": np.ones(2_000_000), "small": np.arange(10)},
+    hibernate.save(url, {"big": np.ones(2_000_000), "small": pd.DataFrame({"x": range(10)})},
                    storage_options=opts)
     hibernate.checkpoint(store, {"small": np.arange(10)}, message="on <s3>",
                          storage_options=opts)
@@ -420,17 +421,17 @@ def test_a_file_and_a_store_on_s3_are_served_and_a_preview_reads_only_its_chunks
     assert not src.store and Source.at(store, opts).store
     entry = next(e for e in src.manifest().entries if e.name == "small")
     with src.open() as snapshot:
-        assert "max" in entry_html(entry, snapshot)
-        assert 0 < snapshot.bytes_read < size // 10  # the trailer, manifest and small's chunk
+        assert "min 0, max 9" in entry_html(entry, snapshot)
+        assert 0 < snapshot.bytes_read < size // 10  # the trailer, manifest and small's chunks
 
     flat = ["-o", "key=testing", "-o", "secret=testing", "-o", f"endpoint_url={s3['endpoint']}"]
     env = {"AWS_DEFAULT_REGION": "us-east-1", "HIBERNATE_KEY": TEST_KEY}
     with _serving([url, store, *flat], tmp_path, env) as served:
         page.goto(served)
         _follow(page, "text=big.hib")
-        assert "numpy.ndarray" in page.inner_text("table.entries")
+        assert "pandas.DataFrame" in page.inner_text("table.entries")
         _follow(page, "table.entries >> text=small")
-        assert "max\n9" in page.inner_text("main")
+        assert "min 0, max 9, mean 4.5" in page.inner_text("main")
         page.goto(_base(served) + "/s/1")
         assert "on <s3>" in page.locator("svg.graph").text_content()
         assert "1 checkpoint, 1 branch" in page.inner_text("main")
