@@ -435,3 +435,29 @@ def test_a_file_and_a_store_on_s3_are_served_and_a_preview_reads_only_its_chunks
         page.goto(_base(served) + "/s/1")
         assert "on <s3>" in page.locator("svg.graph").text_content()
         assert "1 checkpoint, 1 branch" in page.inner_text("main")
+
+
+def test_an_engine_entry_shows_its_record_without_running_an_engine(browser: Any) -> None:
+    from hibernate.format import Entry, How, Kind
+    from hibernate.viewer._render import entry_html
+
+    parts = [{"path": f"e1/sales/part-{i:05d}.parquet", "rows": 100, "size": 2048,
+              "blake3": "ab" * 32} for i in range(25)]
+    record = {"engine": "dask", "form": "frame", "format": "parquet", "prefix": "e1/sales",
+              "columns": ["region", "<i>units</i>"], "dtypes": ["string", "int64"],
+              "rows": 2500, "partitions": parts}
+    entry = Entry("sales", Kind.VALUE, "dask.dataframe.DataFrame", 51200, how=How.ENGINE,
+                  extra={"engine": record})
+    pg = browser.new_page()
+    pg.set_content(entry_html(entry, None))  # nothing to read: the record is the manifest's
+    facts = pg.inner_text("dl.engine")
+    for expected in ("engine\ndask", "form\nframe", "format\nparquet", "partitions\n25",
+                     "rows\n2500"):
+        assert expected in facts, expected
+    assert pg.inner_text("table.columns").splitlines()[1:] == [
+        "region\tstring", "<i>units</i>\tint64"]
+    assert pg.locator("i").count() == 0
+    assert pg.locator("table.partitions tbody tr").count() == 20
+    assert "e1/sales/part-00000.parquet\t100\t2.0 KiB" in pg.inner_text("table.partitions")
+    assert "5 more partitions" in pg.inner_text("body")
+    pg.close()

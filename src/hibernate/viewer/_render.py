@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from .._reports import _entry_row, human
 from ..errors import HibernateError, UntrustedFileError
 from ..format import Entry, How, Kind, Manifest, SkipCode
+from ._engine import engine_html
 from ._preview import esc, grid, preview
 
 __all__ = ["PAGE_SIZE", "entries_html", "entry_html", "href", "meta_html", "page",
@@ -177,8 +178,7 @@ def entry_html(e: Entry, snapshot: Any) -> str:
     if e.kind != Kind.VALUE:
         return facts + "<p class=\"note\">not stored</p>"
     if e.how == How.ENGINE:
-        return facts + ("<p class=\"note\">engine data (written by a distributed engine): "
-                        "no preview yet</p>")
+        return facts + engine_html(e)
     try:
         value = snapshot[e.name]
     except UntrustedFileError:
