@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -169,8 +170,19 @@ def test_cli_history_commands(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    assert c2.id in run("log", str(store)) and "first" in run("log", str(store))
-    assert "+ y" in run("diff", c1.id, c2.id, "--store", str(store))
+    lines = run("log", str(store)).splitlines()
+    assert lines[0].split() == ["id", "time", "message", "names", "size"]
+    # newest first, HEAD marked, one row per checkpoint with its message and name count
+    assert lines[2].split()[:2] == ["*", c2.id] and lines[2].split()[3:5] == ["second", "2"]
+    assert lines[3].split()[0] == c1.id and "first" in lines[3]
+    rows = [line.split() for line in run("diff", c1.id, c2.id, "--store", str(store))
+            .splitlines()[2:]]
+    assert [r[:2] for r in rows] == [["added", "y"], ["changed", "x"]]
+    as_json = json.loads(run("diff", c1.id, c2.id, "--store", str(store), "--json"))
+    assert [(c["change"], c["name"]) for c in as_json] == [("added", "y"), ("changed", "x")]
+    assert as_json[0]["before"] == 0 and as_json[0]["after"] > 0
+    logged = json.loads(run("log", str(store), "--json"))
+    assert [c["id"] for c in logged] == [c2.id, c1.id] and logged[0]["message"] == "second"
     run("checkout", str(store), c1.id[:8], "--output", "old.hib")
     out: dict = {}
     hibernate.load(tmp_path / "old.hib", out)

@@ -33,13 +33,14 @@ class Kernel:
 
     def run(self, code: str) -> dict[str, Any]:
         out: dict[str, Any] = {"stdout": "", "html": [], "text": [], "error": None,
-                               "result": None}
+                               "result": None, "mimes": set()}
 
         def hook(msg: dict[str, Any]) -> None:
             kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
                 out["stdout"] += content["text"]
             elif kind == "display_data":
+                out["mimes"].update(content["data"])
                 out["html"].append(content["data"].get("text/html", ""))
                 out["text"].append(content["data"].get("text/plain", ""))
             elif kind == "execute_result":
@@ -155,6 +156,19 @@ def test_library_calls_in_a_cell_match_the_magics(kernels) -> None:
                           "skipped_ip": "ip" in r.skipped or "ip" not in globals()}))
     """)
     assert got == {"a": [100, "aa"], "grow": 4, "In": "list", "skipped_ip": True}
+
+
+def test_a_slow_save_in_a_kernel_draws_a_progress_widget(kernels) -> None:
+    """In Jupyter the progress bar is a widget (tqdm's notebook bar), not text on stderr."""
+    k = kernels()
+    out = k.run("""
+        import numpy as np, hibernate, hibernate._progress as p
+        p.DELAY = p.EVERY = 0.0   # as if the save had taken more than a second
+        hibernate.save("big.hib", {"a": np.zeros(3_000_000)})
+    """)
+    assert out["error"] is None, out["error"]
+    assert "application/vnd.jupyter.widget-view+json" in out["mimes"]
+    assert any("hibernate: saving" in t for t in out["text"])
 
 
 def test_loading_never_overwrites_the_kernels_own_names(kernels, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ def test_progress_line_on_save_and_load(tmp_path: Path, capsys, monkeypatch) -> 
     ns = {"a": np.zeros(3_000_000)}
     hibernate.save(tmp_path / "p.hib", ns, progress=True)
     err = capsys.readouterr().err
-    assert "hibernate: saving" in err and "done" in err and "MiB" in err
+    assert "hibernate: saving" in err and "100%" in err and "MiB" in err
     hibernate.load(tmp_path / "p.hib", {}, progress=True)
     assert "hibernate: loading" in capsys.readouterr().err
 

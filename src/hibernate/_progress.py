@@ -1,4 +1,5 @@
-"""A quiet progress line for long saves and loads.
+"""A quiet progress bar for long saves and loads (tqdm's auto mode: a text bar in a
+terminal, a widget in Jupyter).
 
 Shown only when the operation has run for more than a second, and only where someone is
 looking: a terminal (stderr is a TTY) or a Jupyter kernel. ``progress=False`` turns it off,
@@ -8,7 +9,7 @@ looking: a terminal (stderr is a TTY) or a Jupyter kernel. ``progress=False`` tu
 from __future__ import annotations
 
 import sys
-import time
+from typing import Any
 
 __all__ = ["Progress", "origin"]
 
@@ -33,29 +34,42 @@ def _watched() -> bool:
     return origin() == "kernel"
 
 
+def _bar_class() -> Any:
+    """tqdm's notebook widget in a kernel with ipywidgets, its text bar elsewhere."""
+    import importlib.util
+
+    if origin() == "kernel" and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as widget
+
+        return widget
+    from tqdm import tqdm as text
+
+    return text
+
+
 class Progress:
+    """Bytes done out of an estimated total (the estimate may be short: the bar's total
+    grows to what was done)."""
+
     def __init__(self, label: str, total: int, enabled: bool | None) -> None:
         self.label, self.total = label, max(total, 1)
         self.enabled = _watched() if enabled is None else enabled
         self.done = 0
-        self.start = time.monotonic()
-        self._last = 0.0
-        self._shown = False
+        self._bar: Any = None
+        if self.enabled:
+            self._bar = _bar_class()(
+                total=self.total, desc=f"hibernate: {label}", unit="iB", unit_scale=True,
+                unit_divisor=1024, delay=DELAY, mininterval=EVERY, file=sys.stderr,
+                leave=True, dynamic_ncols=True)
 
     def __call__(self, n: int) -> None:
         self.done += n
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.start < DELAY or now - self._last < EVERY:
-            return
-        self._last = now
-        self._shown = True
-        pct = min(100, 100 * self.done // self.total)
-        print(f"\rhibernate: {self.label} {pct:3d}% ({self.done >> 20}/{self.total >> 20} MiB, "
-              f"{now - self.start:.1f} s)", end="", file=sys.stderr, flush=True)
+        if self._bar is not None:
+            if self._bar.n + n > self._bar.total:
+                self._bar.total = self._bar.n + n
+            self._bar.update(n)
 
     def close(self) -> None:
-        if self._shown:
-            print(f"\rhibernate: {self.label} done ({self.done >> 20} MiB, "
-                  f"{time.monotonic() - self.start:.1f} s)    ", file=sys.stderr, flush=True)
+        if self._bar is not None:
+            self._bar.total = self._bar.n  # finished: the bar ends full, at what was done
+            self._bar.close()

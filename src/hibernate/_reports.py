@@ -8,76 +8,16 @@ from __future__ import annotations
 
 import html
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ._text import SanitizedStream, clean, html_table, human, sanitize, table
 from .format import Entry, How, Kind, Skip, SkipCode
 from .format import Manifest as _Manifest
 
 __all__ = ["LoadReport", "Manifest", "SanitizedStream", "SaveReport", "SavedEntry", "clean",
-           "sanitize"]
-
-
-def sanitize(text: object) -> str:
-    """The one output sanitizer: text from a file, made safe for a terminal. Every
-    character that is not printable (ESC, CR, BEL, OSC and clipboard sequences, bidi
-    controls...) becomes '?'; only newlines and tabs stay."""
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in str(text))
-
-
-def clean(text: object, limit: int = 80) -> str:
-    """Printable, one-line, bounded text (``sanitize``, and newlines become '?' too)."""
-    s = sanitize(text).replace("\n", "?").replace("\t", " ")
-    return s if len(s) <= limit else s[: limit - 1] + "…"
-
-
-class SanitizedStream:
-    """A text stream that passes everything written through ``sanitize`` (the CLI's stdout
-    and stderr: every command's output goes through the one sanitizer)."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        self._stream.write(sanitize(text))
-        return len(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]],
-          right: Sequence[int] = ()) -> str:
-    """A plain-text table, every cell through ``clean``; columns in ``right`` (numbers,
-    sizes) aligned right, the others left."""
-    cells = [[clean(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if i in right else v.ljust(w)
-                         for i, (v, w) in enumerate(zip(values, widths))).rstrip()
-
-    lines = [line(list(headers)), "  ".join("-" * w for w in widths)]
-    lines += [line(r) for r in cells]
-    return "\n".join(lines)
-
-
-def html_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str = "") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
-                   for r in rows)
-    cap = f"<caption>{html.escape(title)}</caption>" if title else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+           "html_table", "human", "sanitize", "table"]
 
 
 # The reason every IPython history name and helper (_i1, _oh, In, Out, exit...) is skipped
@@ -154,7 +94,7 @@ class SaveReport:
             out += html_table(("name", "placeholder for"), lost,
                               f"saved with placeholders ({len(lost)})")
         out += html_table(("name", "kind", "type", "size", "shape/dtype"), self._rows(),
-                          f"saved ({len(self.entries)})")
+                          f"saved ({len(self.entries)})", right=(3,))
         if self.notes:
             out += html_table(("name", "how"), sorted(self.notes.items()), "engines")
         return out

@@ -142,10 +142,19 @@ def _abort_uploads(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from .checkpoints import log
+    import dataclasses
 
-    for c in log(args.store, all=args.all, storage_options=_options(args.options)):
-        print(c)
+    from .checkpoints import Repo, log
+    from .checkpoints._history import log_table
+
+    opts = _options(args.options)
+    found = log(args.store, all=args.all, storage_options=opts)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(c) for c in found], indent=2))
+    elif found:
+        print(log_table(found, Repo(args.store, opts).head()))
+    else:
+        print(f"{args.store}: no checkpoints")
     return 0
 
 
@@ -201,7 +210,12 @@ def _prune(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from .checkpoints import diff
 
-    print(diff(args.a, args.b, store=args.store, storage_options=_options(args.options)))
+    d = diff(args.a, args.b, store=args.store, storage_options=_options(args.options))
+    if args.json:
+        print(json.dumps([dict(zip(("change", "name", "before", "after"),
+                                   (c, n, *d.sizes[n]))) for c, n, _, _ in d.rows()], indent=2))
+    else:
+        print(d)
     return 0
 
 
@@ -270,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg = sub.add_parser("log", parents=[remote], help="list a checkpoint store's history")
     lg.add_argument("store")
     lg.add_argument("--all", action="store_true", help="every checkpoint, branches included")
+    lg.add_argument("--json", action="store_true", help="print the checkpoints as JSON")
     lg.set_defaults(func=_log)
     co = sub.add_parser("checkout", parents=[remote],
                         help="write a checkpoint out as a .hib file and make it HEAD")
@@ -298,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("a")
     df.add_argument("b")
     df.add_argument("--store", default=None, help="a and b are checkpoint ids in this store")
+    df.add_argument("--json", action="store_true", help="print the changes as JSON (sizes in "
+                    "bytes)")
     df.set_defaults(func=_diff)
     sv = sub.add_parser("serve", parents=[remote],
                         help="see files and checkpoint stores in a browser (127.0.0.1, with a "

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .._reports import clean, human
+from .._text import clean, human, table
 from ..errors import HibernateError
 from ..format import Kind, Manifest, read_file_manifest, verify_chunk
 from ..session._engines import engine_prefixes
@@ -18,7 +18,8 @@ from ..trust import user_keys
 from ._cas import StoreSource, chunk_key, legacy_key
 from ._repo import Repo
 
-__all__ = ["Checkpoint", "Diff", "diff", "info", "log", "prune", "retain", "verify"]
+__all__ = ["Checkpoint", "Diff", "diff", "info", "log", "log_table", "prune", "retain",
+           "verify"]
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,19 @@ class Checkpoint:
     bytes_total: int = 0
     bytes_written: int = 0
 
+    def row(self) -> tuple[str, str, str, int, str]:
+        """(id, time, message, names, size): a line of ``hibernate log``'s table."""
+        return (self.id, self.time, self.message, len(self.names), human(self.bytes_total))
+
     def __str__(self) -> str:
         return (f"{clean(self.id, 16)}  {clean(self.time, 40)}  {clean(self.message, 60)!s:60}  "
                 f"{len(self.names)} names, {human(self.bytes_total)}")
+
+
+def log_table(checkpoints: list[Checkpoint], head: str | None) -> str:
+    """``hibernate log``'s table, HEAD marked."""
+    rows = [(("* " if c.id == head else "  ") + c.id, *c.row()[1:]) for c in checkpoints]
+    return table(("id", "time", "message", "names", "size"), rows, right=(3, 4))
 
 
 @dataclass(frozen=True)
@@ -43,12 +54,18 @@ class Diff:
     changed: tuple[str, ...]
     sizes: dict[str, tuple[int, int]]
 
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """(change, name, size before, size after): added, then removed, then changed."""
+        sizes = self.sizes
+        return ([("added", n, "", human(sizes[n][1])) for n in self.added]
+                + [("removed", n, human(sizes[n][0]), "") for n in self.removed]
+                + [("changed", n, human(sizes[n][0]), human(sizes[n][1]))
+                   for n in self.changed])
+
     def __str__(self) -> str:
-        rows = [f"+ {n}  {human(self.sizes[n][1])}" for n in self.added]
-        rows += [f"- {n}  {human(self.sizes[n][0])}" for n in self.removed]
-        rows += [f"~ {n}  {human(self.sizes[n][0])} -> {human(self.sizes[n][1])}"
-                 for n in self.changed]
-        return "\n".join(clean(r, 200) for r in rows) or "no differences"
+        rows = self.rows()
+        return table(("change", "name", "before", "after"), rows, right=(2, 3)) if rows \
+            else "no differences"
 
 
 def info(cid: str, meta: dict[str, Any], manifest: Manifest) -> Checkpoint:
