@@ -42,6 +42,7 @@ class Canary:
 frame = pd.DataFrame({{"city": [f"city {{i}}" for i in range(30)],
                        "rain_mm": [float(i) * 1.5 for i in range(30)]}})
 html_frame = pd.DataFrame({{"<b>x</b>": [1, 2, 3]}})
+globals()["données_été"] = np.arange(3)
 grid = np.arange(12.0).reshape(3, 4)
 note = "<script>alert(1)</script>"
 canary = Canary()
@@ -317,6 +318,10 @@ def test_a_snippet_for_the_selected_names_and_downloads_of_data(
     assert npy.status == 200 and 'filename="grid.npy"' in npy.headers["content-disposition"]
     grid = np.load(io.BytesIO(npy.body()), allow_pickle=False)
     assert grid.shape == (3, 4) and grid[2, 3] == 11.0
+    named = page.request.get(base + "/download?name=donn%C3%A9es_%C3%A9t%C3%A9&format=npy")
+    assert named.status == 200 and named.headers["content-disposition"] == (
+        "attachment; filename=\"donn_es__t.npy\"; "
+        "filename*=UTF-8''donn%C3%A9es_%C3%A9t%C3%A9.npy")
     pq = page.request.get(base + "/download?name=frame&format=parquet")
     assert pq.status == 200 and pq.body()[:4] == b"PAR1"
     refused = page.request.get(base + "/download?name=canary&format=npy")

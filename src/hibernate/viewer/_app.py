@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from .._reports import clean
 from ..errors import HibernateError, UntrustedFileError
 from ..format import Kind
-from ._download import FORMATS, Refused, encode, formats_for, safe_filename
+from ._download import FORMATS, Refused, disposition, encode, formats_for
 from ._history import diff_html, timeline_html
 from ._preview import esc
 from ._render import (
@@ -167,9 +167,8 @@ def make_app(sources: Sequence[Source], token: str, cookie: str = "hibernate_tok
                                      "(unpickling) to come back: not loaded here", 409)
         except (Refused, HibernateError) as why:
             return PlainTextResponse(f"409: {clean(why, 300)}", 409)
-        filename = safe_filename(name, fmt)
-        return Response(body, media_type=FORMATS[fmt], headers={
-            "content-disposition": f'attachment; filename="{filename}"'})
+        return Response(body, media_type=FORMATS[fmt],
+                        headers={"content-disposition": disposition(name, fmt)})
 
     def diff(request: Request) -> HTMLResponse:
         i, src = source(request)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import io
 import re
 from typing import Any
+from urllib.parse import quote
 
-__all__ = ["FORMATS", "Refused", "encode", "formats_for", "safe_filename"]
+from .._reports import clean
+
+__all__ = ["FORMATS", "Refused", "disposition", "encode", "formats_for", "safe_filename"]
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet",
            "npy": "application/octet-stream"}
@@ -45,6 +48,16 @@ def safe_filename(name: str, fmt: str) -> str:
     """An ASCII file name made from an entry's name: letters, digits, ``._-`` only."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "entry"
     return f"{stem[:80]}.{fmt}"
+
+
+def disposition(name: str, fmt: str) -> str:
+    """A ``Content-Disposition`` for entry ``name``: the ASCII ``filename`` and, when the
+    name is not plain ASCII, the exact (sanitized) name as RFC 5987's ``filename*``."""
+    ascii_name = safe_filename(name, fmt)
+    exact = f"{clean(name, 80).replace('/', '_')}.{fmt}"
+    if exact == ascii_name:
+        return f'attachment; filename="{ascii_name}"'
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(exact, safe='')}"
 
 
 def _pandas(value: Any) -> Any:
