@@ -20,15 +20,16 @@ ALLOWED = {
     "format": {"errors", "_version", "_limits", "_threads", "storage", "trust"},
     "session": {"errors", "_version", "_placeholder", "_reports", "_progress", "format",
                 "serializers", "trust", "storage", "engines"},
-    "checkpoints": {"errors", "_version", "_reports", "_progress", "format", "session",
-                    "storage", "trust", "engines"},
-    "_reports": {"format"},
+    "checkpoints": {"errors", "_version", "_reports", "_text", "_progress", "format",
+                    "session", "storage", "trust", "engines"},
+    "_reports": {"format", "_text"},
+    "_text": set(),
     "_progress": set(),
     "_threads": set(),
     "_placeholder": {"errors"},
     # a front (hibernate serve, %hibernate browse): it may import what the CLI imports
-    "viewer": {"errors", "_version", "_reports", "_progress", "_api", "format", "session",
-               "checkpoints", "storage", "trust", "engines"},
+    "viewer": {"errors", "_version", "_reports", "_text", "_progress", "_api", "format",
+               "session", "serializers", "checkpoints", "storage", "trust", "engines"},
 }
 
 

@@ -113,10 +113,15 @@ HOSTILE = {
     "EXT1 (copyreg extension code)": P4 + b"\x82\xf0" + u("touch EXT_CANARY") + b"\x85R"
     + STOP,
     "bytes after STOP": P4 + call1(g("builtins", "list"), b")") + STOP + b"\x00",
+    # an allowed constructor of hibernate's own, fed a range where numpy expects a few ints
+    "a numpy seed whose spawn key is range(30 million)": P4
+    + g("hibernate.serializers._numpy", "portable_random") + b"(" + u("bit_generator")
+    + u("PCG64") + b"}(" + u("bit_generator") + u("PCG64") + b"u" + b"(" + i4(1) + RANGE_30M + i4(4) + i4(0) + b"t" + b"tR" + STOP,
 }
 
 CHILD = """
 import json, os, pickle, resource, sys
+import hibernate.serializers._numpy  # what a data_only load has imported before it reads
 from hibernate.trust._restricted import ALLOWED, restricted_loads
 import copyreg
 copyreg.add_extension("os", "system", 240)  # what the process registered and once loaded

@@ -91,7 +91,11 @@ def _seed_of(bg: Any) -> tuple[Any, ...] | None:
     seq = getattr(bg, "seed_seq", None) or getattr(bg, "_seed_seq", None)
     if type(seq) is not np.random.SeedSequence:
         return None
-    return tuple(getattr(seq, f) for f in _SEED_FIELDS)
+    entropy = seq.entropy
+    entropy = ([int(w) for w in entropy] if isinstance(entropy, (list, tuple, np.ndarray))
+               else None if entropy is None else int(entropy))
+    return (entropy, tuple(int(k) for k in seq.spawn_key), int(seq.pool_size),
+            int(seq.n_children_spawned))
 
 
 def portable_random_reduce(obj: object) -> tuple[Any, ...] | None:
@@ -118,6 +122,25 @@ def portable_random_reduce(obj: object) -> tuple[Any, ...] | None:
     return (portable_random, (what, name, state, _seed_of(bg)))
 
 
+def _small_int(n: object, bits: int = 1 << 12) -> bool:
+    return type(n) is int and 0 <= n and n.bit_length() <= bits
+
+
+def _checked_seed(seed: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The ``SeedSequence`` fields, bounded as numpy writes them (an entropy of at most 4096
+    bits or 64 such words, a spawn key of at most 64 small ints): a file's fields are never
+    made into big arrays (``spawn_key=range(1 << 30)`` would be)."""
+    entropy, spawn_key, pool_size, children = seed
+    words = entropy if type(entropy) in (tuple, list) else (entropy,)
+    if (len(words) > 64 or not all(_small_int(w) for w in words)
+            or type(spawn_key) is not tuple or len(spawn_key) > 64
+            or not all(_small_int(k, 64) for k in spawn_key)
+            or type(pool_size) is not int or not 0 < pool_size <= 1 << 10
+            or not _small_int(children, 64)):
+        raise ValueError("bad seed sequence")
+    return entropy, spawn_key, pool_size, children
+
+
 def portable_random(what: str, name: str, state: dict[str, Any],
                     seed: tuple[Any, ...] | None) -> object:
     """The generator ``portable_random_reduce`` wrote: a bit generator of a known kind,
@@ -131,11 +154,9 @@ def portable_random(what: str, name: str, state: dict[str, Any],
     if seed is not None:
         if type(seed) is not tuple or len(seed) != len(_SEED_FIELDS):
             raise ValueError("bad seed sequence")
-        entropy, spawn_key, pool_size, children = seed
-        if type(pool_size) is not int or not 0 < pool_size <= 1 << 10:
-            raise ValueError("bad seed sequence")
-        seq = np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key),
-                                     pool_size=pool_size, n_children_spawned=children)
+        entropy, spawn_key, pool_size, children = _checked_seed(seed)
+        seq = np.random.SeedSequence(entropy, spawn_key=spawn_key, pool_size=pool_size,
+                                     n_children_spawned=children)
     bg = getattr(np.random, name)(seq)
     if what == "legacy":
         legacy = np.random.RandomState(bg)

@@ -246,6 +246,11 @@ def _check_random(m: Budget, args: tuple[Any, ...]) -> None:
     if (len(args) != 4 or type(args[0]) is not str or type(args[1]) is not str
             or type(args[2]) is not dict or not (args[3] is None or type(args[3]) is tuple)):
         refuse("a random generator of something other than names, a state and a seed")
+    # the seed's sequences are small as numpy writes them: never a range numpy would expand
+    seed = args[3] or ()
+    if any(type(f) not in (int, tuple, list) or (type(f) is not int and len(f) > 64)
+           for f in seed[:2]):
+        refuse("a random generator whose seed is not a few numbers")
 
 
 def _check_arrow(m: Budget, args: tuple[Any, ...]) -> None:
