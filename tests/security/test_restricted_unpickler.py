@@ -116,7 +116,8 @@ HOSTILE = {
     # an allowed constructor of hibernate's own, fed a range where numpy expects a few ints
     "a numpy seed whose spawn key is range(30 million)": P4
     + g("hibernate.serializers._numpy", "portable_random") + b"(" + u("bit_generator")
-    + u("PCG64") + b"}(" + u("bit_generator") + u("PCG64") + b"u" + b"(" + i4(1) + RANGE_30M + i4(4) + i4(0) + b"t" + b"tR" + STOP,
+    + u("PCG64") + b"}(" + u("bit_generator") + u("PCG64") + b"u"
+    + b"(" + i4(1) + RANGE_30M + i4(4) + i4(0) + b"t" + b"tR" + STOP,
 }
 
 CHILD = """

@@ -91,7 +91,7 @@ def _seed_of(bg: Any) -> tuple[Any, ...] | None:
     seq = getattr(bg, "seed_seq", None) or getattr(bg, "_seed_seq", None)
     if type(seq) is not np.random.SeedSequence:
         return None
-    entropy = seq.entropy
+    entropy: Any = seq.entropy
     entropy = ([int(w) for w in entropy] if isinstance(entropy, (list, tuple, np.ndarray))
                else None if entropy is None else int(entropy))
     return (entropy, tuple(int(k) for k in seq.spawn_key), int(seq.pool_size),
@@ -123,7 +123,7 @@ def portable_random_reduce(obj: object) -> tuple[Any, ...] | None:
 
 
 def _small_int(n: object, bits: int = 1 << 12) -> bool:
-    return type(n) is int and 0 <= n and n.bit_length() <= bits
+    return type(n) is int and n >= 0 and n.bit_length() <= bits
 
 
 def _checked_seed(seed: tuple[Any, ...]) -> tuple[Any, ...]:
