@@ -212,6 +212,7 @@ def open_shell(path: str, trust: bool = False, use_ipython: bool = True) -> int:
     import builtins
 
     from ._api import inspect, load
+    from ._text import sanitize
     from .session import is_plain_name
     from .trust import is_trusted_manifest
 
@@ -241,7 +242,9 @@ def open_shell(path: str, trust: bool = False, use_ipython: bool = True) -> int:
                              f"{', '.join(held)}")
         lines += [repr(pm), "The failing frame's locals are bound; all frames are in "
                   "`postmortem.frames[i].locals`."]
-    banner = "\n".join(lines)
+    # the shell hands the terminal to the user, so the CLI's sanitizer is not in place: the
+    # banner (exception text, frame and file names from the file) goes through it here
+    banner = sanitize("\n".join(lines))
     if use_ipython:
         try:
             from IPython import start_ipython

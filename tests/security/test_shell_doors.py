@@ -49,3 +49,23 @@ def test_your_own_post_mortem_binds_its_locals(tmp_path: Path) -> None:
     shell = _run(["shell", "--no-ipython", "mine.hib"], tmp_path,
                  stdin="print('TOTAL', total + 1)\n")
     assert "TOTAL 42" in shell.stdout + shell.stderr, shell.stdout + shell.stderr
+
+
+def test_the_shell_banner_sends_no_terminal_escapes_from_the_file(tmp_path: Path) -> None:
+    """The shell hands the terminal to the user, outside the CLI's sanitizer: its banner
+    (the exception text, frame and file names from the file) is sanitized by itself. The
+    raw bytes a terminal would receive hold no ESC and no BEL (an OSC 52 clipboard write
+    and an erase-line were delivered before)."""
+    (tmp_path / "job.py").write_text(textwrap.dedent(r"""
+        def step():
+            rows = [1, 2]
+            raise RuntimeError("ok\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2K")
+        step()
+    """))
+    assert _run(["run", "job.py"], tmp_path, env={"HIBERNATE_KEY": STRANGER}).returncode == 1
+    shell = subprocess.run([sys.executable, "-m", "hibernate", "shell", "--no-ipython",
+                            "job.hib"], cwd=tmp_path, input=b"", capture_output=True,
+                           timeout=120, check=False)
+    raw = shell.stdout + shell.stderr
+    assert shell.returncode == 0 and b"post-mortem of RuntimeError" in raw, raw
+    assert b"\x1b" not in raw and b"\x07" not in raw
