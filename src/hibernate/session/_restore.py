@@ -207,6 +207,13 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+# What a failing decoder may raise that still stops a load: Ctrl-C, exit, a generator's
+# close. Anything else, including a native library's panic (pyo3's PanicException is a
+# BaseException, not an Exception), fails only the entry being restored: in a load, a
+# checkout, and a lazy ``open()`` (so the viewer and ``%hibernate browse`` too).
+PROPAGATE = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
 def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, Any],
             select: Selector, trusted: bool, data_only: bool, where: str, start: float,
             keep: frozenset[str] = frozenset(), location: Location | None = None
@@ -244,10 +251,8 @@ def restore(manifest: Manifest, read_blob: Callable[[int], Any], ns: dict[str, A
             except NeedsCode as e:
                 skipped[entry.name] = Skip(SkipCode.UNTRUSTED,
                                            f"{e}; load with trust=True to restore")
-            except Exception as e:  # one entry fails; the others load
-                failed[entry.name] = describe(e)
-            except BaseException as e:  # a native decoder's panic fails only its entry
-                if isinstance(e, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            except BaseException as e:  # one entry fails (a native panic too); others load
+                if isinstance(e, PROPAGATE):
                     raise
                 failed[entry.name] = describe(e)
     overwritten = tuple(n for n in staging if n in ns)

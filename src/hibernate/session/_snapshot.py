@@ -12,7 +12,7 @@ from ..errors import HibernateError, UntrustedFileError
 from ..format import BlobReader, ChunkSource
 from ..format._manifest import SKIPPED, Manifest
 from ..storage import ReadHandle
-from ._restore import NeedsCode, Restorer, check_trust, describe
+from ._restore import PROPAGATE, NeedsCode, Restorer, check_trust, describe
 
 __all__ = ["Snapshot"]
 
@@ -67,7 +67,9 @@ class Snapshot(Mapping[str, Any]):
                                      "trust=True to restore it", (name,)) from None
         except HibernateError:
             raise
-        except Exception as e:
+        except BaseException as e:  # a native decoder's panic too, as in a load
+            if isinstance(e, PROPAGATE):
+                raise
             raise HibernateError(f"cannot restore {name!r}: {describe(e)}") from e
         self._globals.setdefault(name, value)  # restored functions find it after close()
         return value
