@@ -23,12 +23,12 @@ def test_new_files_and_store_objects_follow_the_umask_and_secrets_stay_0600(
     stranger = tmp_path / "stranger.hib"
     subprocess.run([sys.executable, "-c", f"import hibernate; hibernate.save({str(stranger)!r}"
                     ", {'x': 1})"], check=True, env={**os.environ, "HIBERNATE_KEY": STRANGER_KEY})
-    code = f"""
+    code = """
 import os
 os.umask(0o027)
 import hibernate
-hibernate.save("new.hib", {{"x": list(range(10))}})   # the user's key is made here
-hibernate.checkpoint("store", {{"x": list(range(10))}})
+hibernate.save("new.hib", {"x": list(range(10))})   # the user's key is made here
+hibernate.checkpoint("store", {"x": list(range(10))})
 """
     env = {k: v for k, v in os.environ.items() if k != "HIBERNATE_KEY"}
     env["HIBERNATE_CONFIG_DIR"] = str(config)
