@@ -37,6 +37,7 @@ from hibernate.trust._restricted import (
     RefusedGlobal,
     restricted_loads,
 )
+from memory import child
 
 LIMIT = 64 << 20
 P4, STOP = b"\x80\x04", b"."
@@ -144,7 +145,7 @@ stream = open("payload.bin", "rb").read()
 with open("/proc/self/status") as f:
     vm = int(f.read().split("VmSize:")[1].split()[0]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + LIMIT, resource.RLIM_INFINITY))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+start = reset_peak()
 try:
     load(stream)
     outcome = "loaded"
@@ -152,7 +153,7 @@ except MemoryError:
     outcome = "MemoryError"
 except Exception as e:
     outcome = f"{type(e).__name__}: {str(e)[:200]}"
-grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - peak
+grown = peak_growth(start)
 print(json.dumps({"outcome": outcome, "grown": grown, "ran": os.path.exists("EXT_CANARY"),
                   "codec": "encodings.zlib_codec" in sys.modules}))
 """
@@ -160,7 +161,8 @@ print(json.dumps({"outcome": outcome, "grown": grown, "ran": os.path.exists("EXT
 
 def _in_child(fresh: Any, stream: bytes, mode: str = "new") -> tuple[int, dict[str, Any]]:
     (fresh.path / "payload.bin").write_bytes(stream)
-    proc = fresh.run(f"MODE = {mode!r}\nLIMIT = {LIMIT}\n" + CHILD, check=False, timeout=120)
+    proc = fresh.run(child(f"MODE = {mode!r}\nLIMIT = {LIMIT}\n" + CHILD), check=False,
+                     timeout=120)
     lines = proc.stdout.strip().splitlines()
     return proc.returncode, (json.loads(lines[-1]) if lines else {"stderr": proc.stderr[-2000:]})
 
@@ -278,7 +280,7 @@ def test_a_file_whose_pickle_allocates_1_gib_fails_its_entry_in_bounded_memory(
     fresh.run(STRANGER.format(stream=HOSTILE["bytearray(1 << 30) via REDUCE"]),
               env={"HIBERNATE_KEY": "someone-else-entirely-0123456789"})
     assert Path(fresh.path / "bomb.hib").stat().st_size < 4096
-    proc = fresh.run(f"LIMIT = {LIMIT}\n" + """
+    proc = fresh.run(child(f"LIMIT = {LIMIT}\n" + """
 import json, resource
 import hibernate
 hibernate.save("warm.hib", {"w": [1]})
@@ -286,11 +288,11 @@ hibernate.load("warm.hib", {}, data_only=True)
 with open("/proc/self/status") as f:
     vm = int(f.read().split("VmSize:")[1].split()[0]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + LIMIT, resource.RLIM_INFINITY))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+start = reset_peak()
 r = hibernate.load("bomb.hib", {}, data_only=True)
 print(json.dumps({"failed": r.failed, "restored": sorted(r.restored),
-                  "grown": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - peak}))
-""", check=False)
+                  "grown": peak_growth(start)}))
+"""), check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "allocation budget" in got["failed"]["x"] and got["grown"] < LIMIT
