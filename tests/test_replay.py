@@ -76,11 +76,16 @@ def test_a_notebook_comes_back_and_its_remaining_cells_agree(kernel_type, tmp_pa
         3, 4, 7]
     assert "replay: cells" in str(m)
 
-    k = kernel_type(tmp_path)  # without replay: what could not be stored is missing
+    # without replay: what could not be stored (the generator, the hash, a file read by
+    # iteration) is missing, and every remaining cell not using them gives the original output
+    k = kernel_type(tmp_path)
     try:
-        k.run("%load_ext hibernate\n%hibernate load s.hib")
-        assert k.json("import json\nprint(json.dumps(['gen' in dir(), 'h' in dir()]))") == [
-            False, False]
+        k.run("%load_ext hibernate\n%hibernate load s.hib --environment")
+        assert k.json("import json\nprint(json.dumps(['gen' in dir(), 'h' in dir(), "
+                      "'fh' in dir()]))") == [False, False, False]
+        without = REMAINING.replace("next(gen), h.hexdigest()", "None, None").replace(
+            "fh.readline()", "None")
+        assert k.json(without) == [None, None, *original[2:4], None, *original[5:]]
     finally:
         k.close()
 
@@ -253,3 +258,58 @@ def test_with_include_what_the_replayed_values_read_is_bound_too(fresh) -> None:
     """)
     assert got["values"] == [0, 10, 20], got
     assert "bound by the replay" in got["notes"]["k"], got
+
+
+def test_a_stored_value_that_fails_to_restore_is_rebuilt_by_replay(fresh) -> None:
+    """Slices are recorded for stored values too: a value whose own pickle cannot be
+    rebuilt on load (its class refuses) comes back by replay, and says so."""
+    _hibernate_run(fresh, "class Fragile:\n    def __init__(self, v):\n        self.v = v\n"
+                          "    def __reduce__(self):\n        return (refuse, (self.v,))\n"
+                          "def refuse(v):\n    raise RuntimeError('cannot rebuild')\n"
+                          "obj = Fragile(4)\nother = 7\n")
+    got = fresh.json("""
+        import json
+        import hibernate
+        plain = hibernate.load("job.hib", {})
+        r = hibernate.load("job.hib", replay=True)
+        print(json.dumps({"plain": plain.failed, "failed": r.failed, "v": obj.v,
+                          "note": r.notes.get("obj", ""), "other": other}))
+    """)
+    assert "cannot rebuild" in got["plain"]["obj"]          # without replay it fails
+    assert got["failed"] == {} and got["v"] == 4 and got["other"] == 7
+    assert got["note"].startswith("replayed: cells"), got
+
+
+def test_checkout_replays_as_load_does(fresh) -> None:
+    _hibernate_run(fresh, "import hibernate\nn = 3\ngen = (i * n for i in range(5))\n"
+                          "first = next(gen)\nc = hibernate.checkpoint('store')\n")
+    got = fresh.json("""
+        import json
+        import hibernate
+        r = hibernate.checkout("store", replay=True)
+        print(json.dumps({"plan": {k: list(v) for k, v in r.replay_plan.items()},
+                          "next": next(gen), "failed": r.failed}))
+    """)
+    assert got["next"] == 3 and got["failed"] == {} and "gen" in got["plan"], got
+
+
+def test_ipythons_own_names_are_never_replayed(kernel_type, tmp_path) -> None:
+    """A cell hibernate cannot see into (``exec``) may have made any name, so it joins the
+    slices of what the user made; IPython's own names (In, _i3, get_ipython...) are never
+    planned, and a replay reports no failure for them."""
+    k = kernel_type(tmp_path)
+    try:
+        for cell in ["%load_ext hibernate", "exec('y = 2')",
+                     "def count():\n    yield from range(10)", "g = count()", "next(g)",
+                     "%hibernate save s.hib"]:
+            assert k.run(cell)["error"] is None
+    finally:
+        k.close()
+    k = kernel_type(tmp_path)
+    try:
+        got = k.json("import json, hibernate\nr = hibernate.load('s.hib', replay=True)\n"
+                     "print(json.dumps({'failed': r.failed, 'plan': sorted(r.replay_plan), "
+                     "'next': next(g)}))")
+    finally:
+        k.close()
+    assert got == {"failed": {}, "plan": ["g"], "next": 1}

@@ -10,12 +10,14 @@ code shows. An entry that could not be stored but has a slice comes back ``repla
 
 At load time, ``replay=True`` runs, for the selected variables that are missing, failed or
 came back as placeholders,
-the union of their slices in order, in a scratch namespace seeded with what was restored;
-cells flagged as acting outside the session (writing files, starting processes, using the
-network) are not run unless ``replay="all"``. Only the missing variables are bound from the
-scratch namespace (functions it made get the target namespace as their globals); nothing
-restored is overwritten. A cell that raises (and did not raise when recorded) fails only
-the variables whose slices hold it.
+the union of their slices in order, in the target namespace itself (from the directory the
+session started in), so that the functions and generators the cells make see the live
+globals, as they did; cells flagged as acting outside the session (writing files, starting
+processes, using the network) are not run unless ``replay="all"``. Afterwards every name that
+was restored gets its own object back and names the cells made are removed: only the
+missing variables keep what the cells made, and nothing restored is overwritten (slices
+recompute what they read, so restored objects are not changed). A cell that raises (and
+did not raise when recorded) fails only the variables whose slices hold it.
 
 Non-goals: replaying what a slice reads from files that changed since; cells outside the
 recorded history (``%run`` scripts are opaque cells, run as recorded).
@@ -33,7 +35,7 @@ from dataclasses import replace
 from typing import Any
 
 from .._placeholder import Placeholder
-from .._reports import LoadReport
+from .._reports import IPYTHON_OWN, LoadReport
 from ..errors import UntrustedFileError
 from ..format import How, Kind
 from ..format._manifest import Entry, Manifest
@@ -122,9 +124,12 @@ def _attach_slices(entries: Sequence[Entry], ns: dict[str, Any]
     used: set[int] = set()
     out = []
     for e in entries:
+        # what the user made, not IPython's own names (In, _i3, get_ipython, ...): a new
+        # shell has its own, and a cell hibernate cannot see into (exec) must not claim them
         replayable = e.kind == Kind.VALUE or (
             e.kind == Kind.SKIPPED and e.skip is not None
-            and e.skip.code in ("unpicklable", "namespace", "ipython-internal"))
+            and e.skip.code in ("unpicklable", "namespace", "ipython-internal")
+            and e.skip.message != IPYTHON_OWN)
         if not replayable:
             out.append(e)
             continue
