@@ -134,3 +134,41 @@ def test_hibernates_own_variables_are_never_saved(tmp_path, monkeypatch) -> None
     assert b"/srv/project" in data
     assert os.environ["HIBERNATE_KEY"].encode() not in data  # the key never leaves
     assert b"HIBERNATE_" not in data
+
+
+def test_matplotlib_rcparams_and_backend_come_back(fresh) -> None:
+    """rcParams are data: from your own file they come back even with data_only; the
+    backend imports its module, so it is switched only without data_only, and a
+    stranger's file sets neither (some rcParams name programs to run)."""
+    pytest.importorskip("matplotlib")
+    fresh.run("""
+        import matplotlib
+        matplotlib.use("svg")
+        matplotlib.rcParams["lines.linewidth"] = 3.5
+        matplotlib.rcParams["axes.titlesize"] = 21.0
+        import hibernate
+        hibernate.save("mine.hib", {"x": 1}, environment=["options"])
+    """)
+    fresh.run("""
+        import matplotlib
+        matplotlib.rcParams["lines.linewidth"] = 3.5
+        import hibernate
+        hibernate.save("theirs.hib", {"x": 1}, environment=["options"])
+    """, env=STRANGER)
+    assert hibernate.inspect(fresh.path / "mine.hib").sections["environment"]["options"][
+        "matplotlib"]["backend"] == "svg"
+    probe = """
+import json, matplotlib, hibernate
+matplotlib.use("agg")
+r = hibernate.load(FILE, {}, environment=["options"], data_only=DATA_ONLY)
+print(json.dumps({"width": matplotlib.rcParams["lines.linewidth"],
+                  "backend": matplotlib.get_backend(),
+                  "outcome": r.environment_restored["options"]}))
+"""
+    full = fresh.json('FILE, DATA_ONLY = "mine.hib", False\n' + probe)
+    assert full == {"width": 3.5, "backend": "svg", "outcome": "restored"}, full
+    data = fresh.json('FILE, DATA_ONLY = "mine.hib", True\n' + probe)
+    assert data["width"] == 3.5 and data["backend"] == "agg"
+    assert "not switched with data_only" in data["outcome"]
+    theirs = fresh.json('FILE, DATA_ONLY = "theirs.hib", True\n' + probe)
+    assert theirs["width"] != 3.5 and "trusted files only" in theirs["outcome"]

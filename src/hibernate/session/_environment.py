@@ -5,9 +5,10 @@ Saved as the manifest's ``environment`` section (plain JSON, covered by the sign
 Parts:
 
 - ``options``: pandas options that differ from their defaults, numpy print options and
-  floating-point error state, matplotlib ``rcParams`` that differ from the defaults (from a
-  file that is not the user's: pandas display options and numpy's only, since other
-  options name modules to import or programs to run);
+  floating-point error state, matplotlib ``rcParams`` that differ from the defaults and the
+  backend once chosen (from a file that is not the user's: pandas display options and
+  numpy's only, since other options name modules to import or programs to run; the backend
+  and pandas' other options import code, so not with ``data_only``);
 - ``random``: the global random states of ``random`` and of ``numpy.random``'s legacy
   global generator;
 - ``warnings``: the warning filters;
@@ -109,7 +110,12 @@ def _matplotlib_options() -> dict[str, Any] | None:
         default = mpl.rcParamsDefault.get(key)
         if value != default and _plain(value):
             changed[key] = value
-    return {"rcParams": changed}
+    out: dict[str, Any] = {"rcParams": changed}
+    # the backend once chosen (reading rcParams["backend"] would choose one: never here)
+    chosen = getattr(mpl.rcParams, "_get_backend_or_none", lambda: None)()
+    if isinstance(chosen, str):
+        out["backend"] = chosen
+    return out
 
 
 def _random_states() -> dict[str, Any]:
@@ -237,8 +243,8 @@ def _restore_options(options: Mapping[str, Any], may_import: bool, trusted: bool
             problems.append(f"options for {lib!r}: not a library hibernate sets options of")
             continue
         if lib == "matplotlib" and not trusted:
-            problems.append("matplotlib rcParams: from trusted files only (some name "
-                            "programs to run)")
+            problems.append("matplotlib rcParams and backend: from trusted files only (some "
+                            "name programs to run or modules to import)")
             continue
         if lib == "pandas":
             # set_option reads its key as a pattern: only exact, registered keys are set
@@ -249,11 +255,14 @@ def _restore_options(options: Mapping[str, Any], may_import: bool, trusted: bool
             unknown = sorted(str(k) for k in values if k not in registered)
             if unknown:
                 problems.append(f"pandas options {unknown}: not options of this pandas")
-            refused = sorted(str(k) for k in values if k in registered and not trusted
+            # (setting plotting.backend imports it: never with data_only)
+            refused = sorted(str(k) for k in values if k in registered
+                             and not (trusted and may_import)
                              and not str(k).startswith(_DISPLAY_ONLY))
             if refused:
-                problems.append(f"pandas options {refused}: from trusted files only (only "
-                                "display options come from files that are not yours)")
+                problems.append(f"pandas options {refused}: from trusted files only, not "
+                                "with data_only (only display options come from files that "
+                                "are not yours)")
             values = {k: v for k, v in values.items()
                       if k in registered and str(k) not in refused}
         try:
@@ -286,7 +295,26 @@ def _restore_options(options: Mapping[str, Any], may_import: bool, trusted: bool
                     mod.rcParams[key] = value
                 except Exception as e:
                     problems.append(f"matplotlib rcParams[{key!r}]: {type(e).__name__}: {e}")
+            problems += _restore_backend(mod, values.get("backend"), may_import)
     return problems
+
+
+def _restore_backend(mpl: Any, backend: object, may_import: bool) -> list[str]:
+    """Switch matplotlib to the saved backend (it imports the backend's module, so not with
+    ``data_only``); the same backend, already in use, is left alone."""
+    if not isinstance(backend, str):
+        return []
+    current = getattr(mpl.rcParams, "_get_backend_or_none", lambda: None)()
+    if isinstance(current, str) and current.lower() == backend.lower():
+        return []
+    if not may_import:
+        return [f"matplotlib backend {backend!r}: not switched with data_only (it imports "
+                "the backend's code)"]
+    try:
+        mpl.use(backend, force=True)
+    except Exception as e:
+        return [f"matplotlib backend {backend!r}: {type(e).__name__}: {e}"]
+    return []
 
 
 def _restore_random(states: Mapping[str, Any], may_import: bool) -> list[str]:
@@ -397,7 +425,7 @@ def restore_environment(section: Mapping[str, Any], parts: Iterable[str], truste
                                 if p not in sys.path)
             elif part == "options":
                 problems = _restore_options(value, may_import=not data_only,
-                                            trusted=trusted and not data_only)
+                                            trusted=trusted)
             elif part == "random":
                 problems = _restore_random(value, may_import=not data_only)
             elif part == "warnings":
