@@ -191,6 +191,17 @@ def test_the_users_own_file_binds_names_that_shadow_builtins(tmp_path, monkeypat
     target = {}
     assert hibernate.load(tmp_path / "theirs.hib", target, trust=True).signature == "foreign"
     assert target == {"list": [3]}
+    target = {}  # not trusted: the builtin's name is not bound
+    r = hibernate.load(tmp_path / "theirs.hib", target, data_only=True)
+    assert target == {} and "list" in r.skipped
+    # on the trust list (hibernate trust showed what it would run, and the user said yes)
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-m", "hibernate", "trust", "--yes",
+                    str(tmp_path / "theirs.hib")], check=True, capture_output=True)
+    target = {}
+    r = hibernate.load(tmp_path / "theirs.hib", target)
+    assert r.trusted and target == {"list": [3]}
 
 
 class Boom:
