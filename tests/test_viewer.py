@@ -466,3 +466,48 @@ def test_an_engine_entry_shows_its_record_without_running_an_engine(browser: Any
     assert "e1/sales/part-00000.parquet\t100\t2.0 KiB" in pg.inner_text("table.partitions")
     assert "5 more partitions" in pg.inner_text("body")
     pg.close()
+
+
+def test_reports_html_in_a_notebook_leads_with_what_was_not_saved(
+        browser: Any, tmp_path: Path) -> None:
+    """The reports a notebook shows (``%hibernate save`` / ``load`` in a real kernel), in
+    the browser: what was not saved or not restored comes first with its reason, IPython's
+    own names are one line, sizes are aligned right, and HTML from the session is text."""
+    pytest.importorskip("jupyter_client")
+    from test_jupyter import Kernel
+
+    k = Kernel(tmp_path)
+    try:
+        out = k.run("%load_ext hibernate\nimport socket\nsock = socket.socket()\n"
+                    "note = '<img src=x onerror=alert(1)>'\nrows = list(range(5000))\n"
+                    "%hibernate save s.hib")
+        assert out["error"] is None, out["error"]
+        saved = next(h for h in out["html"] if "not saved" in h)
+    finally:
+        k.close()
+    k = Kernel(tmp_path)
+    try:
+        out = k.run("%load_ext hibernate\n%hibernate load s.hib")
+        assert out["error"] is None, out["error"]
+        loaded = next(h for h in out["html"] if "restored" in h)
+    finally:
+        k.close()
+    pg = browser.new_page()
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.set_content(saved)
+    captions = [c.strip() for c in pg.locator("caption").all_inner_texts()]
+    assert captions[0].startswith("not saved") and captions[-1].startswith("saved"), captions
+    first = pg.locator("table").first.locator("tbody tr")
+    assert first.first.locator("td").first.inner_text() == "sock"  # what the user made
+    own = [r for r in first.all_inner_texts() if "IPython name" in r]
+    assert len(own) == 1 and "never saved" in own[0]  # IPython's own names: one line
+    size = pg.locator("table").last.locator("tbody tr td:nth-child(4)").first
+    assert size.evaluate("e => getComputedStyle(e).textAlign") == "right"
+    pg.set_content(loaded)
+    text = pg.inner_text("body")
+    assert "skipped (" in text and "sock" in text and "note" in text and "restored" in text
+    assert text.index("sock") < text.index("rows")  # what was not restored comes first
+    assert "_i1" not in text and "In\t" not in text
+    assert pg.dialogs == [] and pg.locator("img").count() == 0  # type: ignore[attr-defined]
+    pg.close()
