@@ -382,7 +382,8 @@ def _restore_ipython(state: Mapping[str, Any]) -> list[str]:
             func = shell.user_ns.get(holder) if holder else None
             if kind not in ("line", "cell") or not callable(func):
                 problems.append(f"%{'%' if kind == 'cell' else ''}{name}: its function is not "
-                                "a variable of the session: define it again")
+                                "a variable of the session: define it again (a replay that "
+                                "runs the cell defining it does)")
                 continue
             try:
                 shell.register_magic_function(func, magic_kind=kind, magic_name=str(name))
