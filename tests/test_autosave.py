@@ -104,3 +104,45 @@ def test_touched_names_follow_session_code() -> None:
     assert "TOTAL" not in touched_names("x = 1", ns)
     assert touched_names("exec('y = 2')", ns) is None
     assert touched_names("def broken(:", ns) is None
+
+
+CAP = r'''
+import json, pathlib
+import hibernate
+from hibernate.checkpoints._autosave import _active
+from IPython.core.interactiveshell import InteractiveShell
+
+def chunk_bytes():
+    return sum(p.stat().st_size for p in pathlib.Path(".hibernate/chunks").rglob("*")
+               if p.is_file())
+
+sh = InteractiveShell.instance()
+sh.run_cell("%load_ext hibernate")
+sh.run_cell("%hibernate autosave on --keep 0 --max-size 2M --environment none")
+sizes = []
+for i in range(6):  # each array cell adds 800 KB of new chunks; two arrays fit in 2 MiB
+    for cell in (f"import numpy as np\na = np.full(100_000, {i}.0)", f"n = {i}"):
+        assert sh.run_cell(cell).success, cell
+        sizes.append(chunk_bytes())
+hook = _active[id(sh)]
+hibernate.checkpoint(".hibernate", {"other": "a writer autosave does not know"})
+assert sh.run_cell("n = 100").success
+out = {}
+hibernate.checkout(".hibernate", None, out)
+counts = getattr(getattr(hook, "cap", None), "counts", -1)  # -1: no SizeCap (before it)
+print(json.dumps({"sizes": sizes, "saves": hook.saved, "counts": counts,
+                  "n": out["n"], "a": float(out["a"][0]),
+                  "kept": len(hibernate.log(".hibernate", all=True))}))
+'''
+
+
+def test_autosave_keeps_the_store_within_max_size_after_every_cell(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CAP)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert max(got["sizes"]) <= 2 << 20, got["sizes"]  # within the cap after every cell
+    assert got["n"] == 100 and got["a"] == 5.0 and got["kept"] >= 2
+    # the records are read only when the bound passes the cap (an array cell from the
+    # third on) or a checkpoint autosave did not write appears, not after every cell
+    assert got["saves"] == 14 and got["counts"] <= 7, got  # "autosave on" is one

@@ -346,3 +346,63 @@ def test_retain_keeps_the_newest_within_a_count_and_a_size(tmp_path) -> None:
     older = hibernate.log(store)[1].id
     assert hibernate.retain(store, max_bytes=1) == [older]  # the newest is always kept
     assert [c.message for c in hibernate.log(store)] == ["c4"]
+
+
+def test_checkpoint_and_checkout_carry_the_environment(tmp_path: Path, monkeypatch) -> None:
+    import random
+
+    store = tmp_path / "store"
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("HIB_TEST_PROJECT", "alpha")
+    random.seed(11)
+    c = hibernate.checkpoint(store, {"x": 1}, environment=["cwd", "random"],
+                             env_vars=["HIB_TEST_*"])
+    expected = random.random()  # the draw the checkpointed state gives next
+    from hibernate.checkpoints import Repo
+
+    saved = Repo(store, None).read(c.id)[1].sections["environment"]
+    assert set(saved) == {"cwd", "random", "env_vars"}
+
+    def scramble() -> None:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("HIB_TEST_PROJECT", "beta")
+        random.seed(0)
+
+    scramble()
+    report = hibernate.checkout(store, None, {}, environment=True)
+    assert random.random() == expected
+    assert os.getcwd() == str(tmp_path / "work")
+    assert os.environ["HIB_TEST_PROJECT"] == "alpha"
+    assert report.environment_restored == {"cwd": "restored", "random": "restored",
+                                           "sys_path": "not saved", "options": "not saved",
+                                           "warnings": "not saved", "ipython": "not saved",
+                                           "env_vars": "restored"}
+    scramble()  # data_only: the data parts, never the directory
+    report = hibernate.checkout(store, None, {}, environment=["cwd", "random"], data_only=True)
+    assert random.random() == expected and os.getcwd() == str(tmp_path)
+    assert report.environment_restored["cwd"].startswith("not restored")
+    scramble()  # no environment unless asked
+    assert hibernate.checkout(store, None, {}).environment_restored == {}
+    assert os.getcwd() == str(tmp_path)
+
+
+def test_checkpoint_and_checkout_magics_take_environment(tmp_path: Path,
+                                                          monkeypatch) -> None:
+    import random
+    import types
+
+    from hibernate._ipython import run_magic
+
+    monkeypatch.chdir(tmp_path)
+    shell = types.SimpleNamespace(user_ns={"x": 1})
+    random.seed(5)
+    run_magic(shell, "checkpoint --store st --environment random -m seeded")
+    expected = random.random()
+    random.seed(0)
+    run_magic(shell, "checkout --store st --environment random")
+    assert random.random() == expected
+    random.seed(0)
+    untouched = random.getstate()
+    run_magic(shell, "checkout --store st")  # without --environment: left as it is
+    assert random.getstate() == untouched

@@ -72,6 +72,78 @@ def test_resume_with_nothing_to_resume_says_so(tmp_path: Path) -> None:
     try:
         out = k.run("%load_ext hibernate\n%hibernate resume")
         assert out["error"] is None, out
-        assert "nothing to resume (no checkpoints in .hibernate)" in out["stdout"], out
+        where = tmp_path / ".hibernate"
+        assert f"nothing to resume (no checkpoints in {where})" in out["stdout"], out
+    finally:
+        k.close()
+
+
+def _run_all(k: Kernel, cells: list[str]) -> None:
+    for cell in cells:
+        out = k.run(cell)
+        assert out["error"] is None, (cell, out)
+
+
+def test_resume_brings_back_the_working_directory_and_random_states(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    k = Kernel(tmp_path)
+    try:
+        _run_all(k, ["%load_ext hibernate", "%hibernate autosave on",
+                     "import os, random\nimport numpy as np\nos.chdir('data')",
+                     "random.seed(3)\nnp.random.seed(4)\nfirst = random.random()",
+                     "import json\nr, s = random.Random(), np.random.RandomState()\n"
+                     "r.setstate(random.getstate())\ns.set_state(np.random.get_state())\n"
+                     "expected = [r.random(), float(s.random_sample())]"])
+        expected = k.json("print(json.dumps(expected))")
+    finally:
+        k.close()
+    k = Kernel(tmp_path)  # a fresh kernel, in the notebook's folder
+    try:
+        out = k.run("%load_ext hibernate\n%hibernate resume")
+        assert out["error"] is None and "hibernate resume: restored" in out["stdout"], out
+        got = k.json("import json, os, random\nimport numpy as np\n"
+                     "print(json.dumps([os.getcwd(), random.random(), "
+                     "float(np.random.random_sample())]))")
+        assert got == [str(tmp_path / "data"), *expected]
+    finally:
+        k.close()
+
+
+def test_a_chdir_moves_neither_autosave_nor_resume(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    k = Kernel(tmp_path)
+    try:
+        _run_all(k, ["%load_ext hibernate", "%hibernate autosave on --environment none",
+                     "x = 1", "import os\nos.chdir('sub')", "x = 2", "x = 3"])
+    finally:
+        k.close()
+    assert (tmp_path / ".hibernate").is_dir() and not (tmp_path / "sub" / ".hibernate").exists()
+    k = Kernel(tmp_path)
+    try:
+        out = k.run("%load_ext hibernate\n%hibernate resume")
+        assert out["error"] is None, out
+        assert k.json("print(x)") == 3
+    finally:
+        k.close()
+
+
+def test_resume_replay_recomputes_a_generator_consumed_over_cells(tmp_path: Path) -> None:
+    k = Kernel(tmp_path)
+    try:
+        _run_all(k, ["%load_ext hibernate", "%hibernate autosave on",
+                     "def numbers():\n    n = 0\n    while True:\n        n += 1\n"
+                     "        yield n", "gen = numbers()", "next(gen)", "next(gen)",
+                     "seen = next(gen)"])
+    finally:
+        k.close()
+    k = Kernel(tmp_path)
+    try:
+        out = k.run("%load_ext hibernate\n%hibernate resume")
+        assert out["error"] is None, out
+        assert k.json("import json\nprint(json.dumps([seen, type(globals().get('gen'))"
+                      ".__name__]))") == [3, "Placeholder"]  # a generator cannot be stored
+        out = k.run("%hibernate resume --replay")
+        assert out["error"] is None, out
+        assert k.json("print(json.dumps([seen, next(gen)]))") == [3, 4]
     finally:
         k.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shlex
 from typing import Any
 
@@ -31,19 +32,26 @@ MAGIC_HELP = """\
 %hibernate inspect    [PATH] [-o KEY=VALUE ...]
 %hibernate browse     [PATH_OR_STORE] [-o KEY=VALUE ...]
 %hibernate checkpoint [STORE] [-m MESSAGE] [--compression fast|small]
+                             [--environment [PARTS]] [--env-vars PATTERNS]
 %hibernate log        [STORE] [--all]
 %hibernate checkout   ID [--store STORE] [--only-changed] [--trust] [--data-only]
-                             [--replay [all]]
+                             [--environment [PARTS]] [--replay [all]]
 %hibernate autosave   on|off [--every N] [--min-interval SECONDS] [--store STORE]
                              [--compression fast|small] [--keep N] [--max-size BYTES]
-%hibernate resume     [--store STORE] [--trust] [--data-only]
+                             [--environment PARTS|none] [--env-vars PATTERNS]
+%hibernate resume     [--store STORE] [--trust] [--data-only] [--environment PARTS|none]
+                             [--replay [all]]
 
 PATH defaults to session.hib in the working directory (like R's .RData); STORE to the
 notebook's own store (.NOTEBOOK.ipynb.hibernate/ beside it, when the kernel knows its
-notebook from JPY_SESSION_NAME), else .hibernate/. browse shows a file (or a store's HEAD
+notebook from JPY_SESSION_NAME), else .hibernate/ in the directory the kernel started in
+(found once: a later chdir does not move it). browse shows a file (or a store's HEAD
 checkpoint) inline: its entries, metadata and previews, with no code from it run. Autosave
-keeps the newest 100 checkpoints (--keep N, 0 for all) within --max-size (e.g. 2G). resume
-restores the newest checkpoint of the store's current line. Set c.Hibernate.resume = True
+keeps the newest 100 checkpoints (--keep N, 0 for all) within --max-size (e.g. 2G), and
+records the whole environment unless --environment says which parts (or none). resume
+restores the newest checkpoint of the store's current line and the environment it recorded
+(the working directory, sys.path and extensions only from your own signed checkpoints or
+with --trust). Set c.Hibernate.resume = True
 (and c.Hibernate.autosave = True) in the IPython profile, with hibernate among its
 extensions, to resume (and autosave) at every kernel start. NAMES is a comma-separated
 list of names or glob patterns. -o passes a storage option (repeatable). PARTS: a
@@ -94,9 +102,13 @@ def _replay(value: str | None) -> bool | str:
     return "all" if value == "all" else value is not None
 
 
-def _parts(value: str | None) -> bool | list[str]:
-    """``--environment`` (all parts), ``--environment cwd,random``, or absent (none)."""
+def _parts(value: str | None, absent: bool = False) -> bool | list[str]:
+    """``--environment`` (all parts), ``--environment cwd,random``, ``--environment none``,
+    or absent (``absent``: none for save, load, checkpoint and checkout; all for autosave
+    and resume)."""
     if value is None:
+        return absent
+    if value == "none":
         return False
     return True if value == "all" else (_names(value) or [])
 
@@ -111,14 +123,21 @@ def _options(pairs: list[str]) -> dict[str, Any] | None:
     return out or None
 
 
-def run_magic(shell: Any, line: str) -> None:
-    """Run one ``%hibernate`` line in ``shell`` (an InteractiveShell)."""
+def display(obj: object) -> None:
+    """IPython's ``display``. Showing a report never moves the session's random state (it
+    may just have been restored): rich draws from the global ``random`` when imported."""
     from IPython.display import display as _display
 
-    from . import _api
-
-    def display(obj: object) -> None:
+    state = random.getstate()
+    try:
         _display(obj)  # type: ignore[no-untyped-call]
+    finally:
+        random.setstate(state)
+
+
+def run_magic(shell: Any, line: str) -> None:
+    """Run one ``%hibernate`` line in ``shell`` (an InteractiveShell)."""
+    from . import _api
 
     words = shlex.split(line)
     if not words or words[0] in ("help", "-h", "--help"):
@@ -148,22 +167,43 @@ def run_magic(shell: Any, line: str) -> None:
 
         display(browse(path, storage_options=opts))
     elif a.command == "resume":
-        resume(shell, a.store, trust=a.trust, data_only=a.data_only, display=display)
+        resume(shell, a.store, trust=a.trust, data_only=a.data_only, display=display,
+               replay=_replay(a.replay), environment=_parts(a.environment, absent=True))
     elif a.command in ("checkpoint", "log", "checkout", "autosave"):
         _history(shell, a, opts, display)
     else:
         print(MAGIC_HELP)
 
 
-def notebook_store() -> str:
-    """The autosave store of this kernel's notebook: ``.NAME.ipynb.hibernate`` beside it
-    when the kernel knows its notebook (``JPY_SESSION_NAME``), else ``.hibernate``."""
+_stores: dict[int, str] = {}  # id(shell) -> its notebook's store, found once
+
+
+def notebook_store(shell: Any = None) -> str:
+    """The autosave store of this kernel's notebook, an absolute path found once per shell
+    (at ``%load_ext``): ``.NAME.ipynb.hibernate`` beside the notebook when the kernel knows
+    it (``JPY_SESSION_NAME``), else ``.hibernate`` in the directory the kernel started in.
+    Found once, so a cell's ``os.chdir`` moves neither autosave nor resume."""
+    key = id(shell)
+    if key not in _stores:
+        _stores[key] = _find_store(_start_directory(shell))
+    return _stores[key]
+
+
+def _start_directory(shell: Any) -> str:
+    """Where the kernel started (IPython's ``_dh[0]``; the kernel runs in the notebook's
+    folder), else the working directory now."""
+    dirs = getattr(getattr(shell, "history_manager", None), "dir_hist", None)
+    first = dirs[0] if isinstance(dirs, list) and dirs else None
+    return os.path.abspath(first if isinstance(first, (str, os.PathLike)) else os.getcwd())
+
+
+def _find_store(start: str) -> str:
     notebook = os.environ.get("JPY_SESSION_NAME", "")
     if not notebook.endswith(".ipynb"):
-        return DEFAULT_STORE
+        return os.path.join(start, DEFAULT_STORE)
     folder, name = os.path.split(notebook)
     if not os.path.isabs(notebook) or not os.path.isdir(folder):
-        folder = ""  # relative to the server's root: the kernel runs in the notebook's folder
+        folder = start  # relative to the server's root: the kernel started in its folder
     return os.path.join(folder, f".{name}.hibernate")
 
 
@@ -183,12 +223,15 @@ def _bytes(text: str | None) -> int | None:
 
 
 def resume(shell: Any, store: str | None = None, *, trust: bool = False,
-           data_only: bool = False, display: Any = print) -> None:
+           data_only: bool = False, display: Any = display, replay: bool | str = False,
+           environment: bool | str | list[str] = True) -> None:
     """Restore the newest checkpoint on the current line of ``store`` (default: the
-    notebook's), and say what was restored and from when; say so when there is nothing."""
+    notebook's), with the ``environment`` it recorded (all parts by default, by ``load``'s
+    rules) and ``replay`` as ``checkout`` has them, and say what was restored and from
+    when; say so when there is nothing."""
     from . import checkpoints as cp
 
-    store = store or notebook_store()
+    store = store or notebook_store(shell)
     try:
         line = cp.log(store) if _exists(store) else []
     except Exception as e:
@@ -198,7 +241,8 @@ def resume(shell: Any, store: str | None = None, *, trust: bool = False,
         print(f"hibernate resume: nothing to resume (no checkpoints in {store})")
         return
     newest = line[0]
-    report = cp.checkout(store, newest.id, shell.user_ns, trust=trust, data_only=data_only)
+    report = cp.checkout(store, newest.id, shell.user_ns, trust=trust, data_only=data_only,
+                         replay=replay, environment=environment)
     print(f"hibernate resume: restored {len(report.restored)} names from checkpoint "
           f"{newest.id} of {store} ({clean(newest.message, 80)}, {newest.time})")
     display(report)
@@ -212,11 +256,13 @@ def _history(shell: Any, a: argparse.Namespace, opts: dict[str, Any] | None,
              display: Any) -> None:
     from . import checkpoints as cp
 
-    a.store = a.store or notebook_store()
+    a.store = a.store or notebook_store(shell)
 
     if a.command == "checkpoint":
         c = cp.checkpoint(a.path or a.store, shell.user_ns, message=a.message,
-                          compression=a.compression, storage_options=opts)
+                          compression=a.compression, storage_options=opts,
+                          environment=_parts(a.environment),
+                          env_vars=_names(a.env_vars) or ())
         print(f"checkpoint {c.id} ({c.bytes_written} new bytes)")
     elif a.command == "log":
         for c in cp.log(a.path or a.store, all=a.all, storage_options=opts):
@@ -224,13 +270,15 @@ def _history(shell: Any, a: argparse.Namespace, opts: dict[str, Any] | None,
     elif a.command == "checkout":
         display(cp.checkout(a.store, a.path, shell.user_ns, only_changed=a.only_changed,
                             trust=a.trust, data_only=a.data_only, storage_options=opts,
-                            replay=_replay(a.replay)))
+                            replay=_replay(a.replay), environment=_parts(a.environment)))
     elif a.path == "on":
         from .checkpoints._autosave import enable
 
         enable(shell, a.store, every=a.every, min_interval=a.min_interval,
                storage_options=opts, compression=a.compression,
-               keep=a.keep or None, max_bytes=_bytes(a.max_size))
+               keep=a.keep or None, max_bytes=_bytes(a.max_size),
+               environment=_parts(a.environment, absent=True),
+               env_vars=_names(a.env_vars) or ())
         print(f"autosave on: a checkpoint in {a.store} after "
               f"{'each cell' if a.every == 1 else f'every {a.every} cells'}")
     elif a.path == "off":
@@ -250,6 +298,7 @@ def load_ipython_extension(shell: Any) -> None:
 
     hibernate.__doc__ = MAGIC_HELP
     shell.register_magic_function(hibernate, magic_kind="line", magic_name="hibernate")
+    notebook_store(shell)  # found now, from where the kernel started, and kept
     from .session._replay import track_failures
 
     track_failures(shell)  # which cells raise: replay knows them from now on

@@ -17,27 +17,39 @@ cannot see: a change made through an object that no touched name reaches (anothe
 a callback, a C extension holding a reference, an object deeper than one attribute inside a
 touched module); the periodic full check catches it late.
 
+The environment: each checkpoint also records the session's environment (by default every
+part: working directory, ``sys.path``, options, random states, warning filters, IPython
+extensions and magics; environment variables only when named), so that ``%hibernate
+resume`` puts it back by ``load``'s rules.
+
 Retention: autosave keeps the newest ``KEEP`` checkpoints (``keep=None``: all) and, with
 ``max_bytes``, as many of those as fit in that many bytes of stored chunks, pruning as it
-goes (HEAD is always kept).
+goes (HEAD is always kept). Both are checked after every checkpoint. The count needs only
+the store's list of checkpoints; the size cap is checked against an upper bound (the bytes
+of chunks the store's checkpoints needed when last counted, plus what each autosave wrote
+since), so the records are read only when that bound passes the cap, or when a checkpoint
+autosave did not write appeared.
 
 When a checkpoint takes longer than the budget, the next ones are spaced out (said once);
-a failure is reported once, not after every cell.
+not for the first one, which pays what a process pays once (the signing key's derivation,
+started at ``enable``, imports) and serializes everything. A failure is reported once, not
+after every cell.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import os
 import sys
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .._reports import clean
 
-__all__ = ["disable", "enable", "touched_names"]
+__all__ = ["SizeCap", "disable", "enable", "touched_names"]
 
 BUDGET = 0.5  # seconds a checkpoint may take before autosave spaces them out
 FULL_EVERY = 20  # every so many checkpoints, check every variable
@@ -102,12 +114,56 @@ def touched_names(source: str, ns: dict[str, Any]) -> set[str] | None:
     return None if names & _OPAQUE_CALLS else names
 
 
+class SizeCap:
+    """``max_bytes`` checked cheaply after every checkpoint: ``bound`` is at least the bytes
+    of the chunks the store's checkpoints need (chunks are counted once, by digest, as
+    ``retain`` counts them). A checkpoint needs chunks it wrote or chunks the store already
+    had, which a counted checkpoint needed (a prune leaves no others), so adding what each
+    checkpoint wrote keeps it an upper bound while only this writer adds checkpoints."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bound: int | None = None  # unknown: count
+        self.ids: frozenset[str] = frozenset()
+        self.counts = 0  # how many times the records were read (for tests)
+
+    def due(self, ids: Iterable[str], new_id: str, written: int) -> bool:
+        """After checkpoint ``new_id`` wrote ``written`` bytes, with ``ids`` in the store:
+        whether the records must be read (the bound passes the cap, or is unknown)."""
+        ids = frozenset(ids)
+        if self.bound is None or ids - self.ids != {new_id}:
+            return True
+        self.bound, self.ids = self.bound + written, ids
+        return self.bound > self.max_bytes
+
+    def count(self, store: str, options: dict[str, Any] | None) -> None:
+        """Read every record: the bytes their chunks need, now."""
+        from ._repo import Repo
+
+        self.counts += 1
+        self.bound = None
+        repo = Repo(store, options)
+        ids = frozenset(repo.ids())
+        sizes: dict[str, int] = {}
+        for cid in ids:
+            for blob in repo.read(cid)[1].blobs:
+                for chunk in blob.chunks:
+                    sizes.setdefault(chunk.digest, chunk.stored)
+        self.bound, self.ids = sum(sizes.values()), ids
+
+
 class _Autosave:
     def __init__(self, shell: Any, store: str, every: int, min_interval: float,
                  storage_options: dict[str, Any] | None, compression: str | None = None,
-                 keep: int | None = KEEP, max_bytes: int | None = None) -> None:
+                 keep: int | None = KEEP, max_bytes: int | None = None,
+                 environment: bool | str | Iterable[str] = True,
+                 env_vars: Iterable[str] = ()) -> None:
+        from ..session._environment import parts_of
+
         self.shell, self.store = shell, store
         self.keep, self.max_bytes = keep, max_bytes
+        self.cap = SizeCap(max_bytes) if max_bytes is not None else None
+        self.environment, self.env_vars = parts_of(environment), tuple(env_vars)
         self.saved = 0
         self.warned_prune = False
         self.compression = compression
@@ -159,19 +215,26 @@ class _Autosave:
         n = getattr(result, "execution_count", None)
         return n if isinstance(n, int) else int(self.shell.execution_count)
 
-    def _retain(self) -> None:
+    def _retain(self, checkpoint: Any) -> None:
         """Prune as autosave goes: the newest ``keep`` checkpoints, within ``max_bytes``
-        (sizes are summed every 10th checkpoint: it reads every record)."""
+        (the records are read only when the size cap may be passed: see SizeCap)."""
         from ._history import retain
+        from ._repo import Repo
 
-        size_due = self.max_bytes is not None and self.saved % 10 == 1
-        if self.keep is None and not size_due:
-            return
+        cap = self.cap
         try:
+            size_due = cap is not None and cap.due(Repo(self.store, self.options).ids(),
+                                                   checkpoint.id, checkpoint.bytes_written)
+            if self.keep is None and not size_due:
+                return
             retain(self.store, keep_last=self.keep,
-                   max_bytes=self.max_bytes if size_due else None,
+                   max_bytes=cap.max_bytes if cap is not None and size_due else None,
                    storage_options=self.options)
+            if cap is not None and size_due:
+                cap.count(self.store, self.options)
         except Exception as e:  # the checkpoint itself is safe; say it once
+            if cap is not None:
+                cap.bound = None  # count again next time
             if not self.warned_prune:
                 print(f"hibernate autosave: pruning failed (said once): "
                       f"{type(e).__name__}: {clean(str(e), 300)}", file=sys.stderr)
@@ -185,7 +248,7 @@ class _Autosave:
         if self.cells % self.every or now - self.last < self.min_interval:
             return
         from ..session import Selector
-        from ._record import Reuse, record_session
+        from ._record import Reuse, environment_section, record_session
 
         ns = self.shell.user_ns
         full = self.previous is None or self.dirty is None or self.since_full >= FULL_EVERY
@@ -195,14 +258,15 @@ class _Autosave:
             c, self.previous = record_session(
                 self.store, ns, Selector(None, None),
                 f"autosave after cell {self._cell_number(result)}", self.options, reuse,
-                compression=self.compression)
+                compression=self.compression,
+                sections=environment_section(self.environment, self.env_vars))
             self.dirty = set()
             self.since_full = 0 if full else self.since_full + 1
             self.last_id = c.id
             self.warned_error = False
             self._report_skips()
             self.saved += 1
-            self._retain()
+            self._retain(c)
         except Exception as e:
             if not self.warned_error:
                 print(f"hibernate autosave failed (said once): {type(e).__name__}: {e}",
@@ -212,7 +276,7 @@ class _Autosave:
         finally:
             self.last = time.monotonic()
         took = self.last - start
-        if took > BUDGET and self.min_interval < 10 * took:
+        if took > BUDGET and self.saved > 1 and self.min_interval < 10 * took:
             self.min_interval = 10 * took
             if not self.warned_slow:
                 print(f"hibernate autosave: a checkpoint took {took:.1f} s; checkpointing at "
@@ -226,12 +290,21 @@ _active: dict[int, _Autosave] = {}
 
 def enable(shell: Any, store: str, every: int = 1, min_interval: float = 0.0,
            storage_options: dict[str, Any] | None = None, compression: str | None = None,
-           keep: int | None = KEEP, max_bytes: int | None = None) -> None:
-    """Checkpoint after cells into ``store``; keep the newest ``keep`` checkpoints (None:
-    all) within ``max_bytes`` of stored chunks (None: no cap)."""
+           keep: int | None = KEEP, max_bytes: int | None = None,
+           environment: bool | str | Iterable[str] = True,
+           env_vars: Iterable[str] = ()) -> None:
+    """Checkpoint after cells into ``store`` (a local path is made absolute now: a later
+    ``os.chdir`` does not move it); keep the newest ``keep`` checkpoints (None: all) within
+    ``max_bytes`` of stored chunks (None: no cap); record the ``environment`` parts (all by
+    default) and the environment variables matching ``env_vars``, as ``save`` does."""
+    from ..trust import derive_soon
+
     disable(shell)
+    derive_soon()  # the key's scrypt runs now, not in the first checkpoint's time
+    if "://" not in store:
+        store = os.path.abspath(store)
     hook = _Autosave(shell, store, every, min_interval, storage_options, compression,
-                     keep, max_bytes)
+                     keep, max_bytes, environment, env_vars)
     _active[id(shell)] = hook
     shell.events.register("post_run_cell", hook)
 

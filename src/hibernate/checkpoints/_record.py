@@ -6,7 +6,9 @@ store already holds are neither compressed nor written again, so an unchanged va
 its serialization and hashing, not its bytes. With a ``Reuse`` (autosave's knowledge of what
 a cell may have touched), groups known to be clean are not even serialized: their chunks are
 taken from the previous checkpoint as they are. A checkout is ``load``'s restore over the
-store's chunks: the same trust decision, ``data_only``, ``progress`` and reader.
+store's chunks: the same trust decision, ``data_only``, ``progress`` and reader, and the
+same ``environment`` (the manifest's ``environment`` section, captured and put back by
+session/_environment.py) and ``replay``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,6 +50,7 @@ from ..session import (
     write_session,
 )
 from ..session._engines import EngineWrites, engine_records
+from ..session._environment import capture_environment, parts_of, restore_environment
 from ..session._identity import ReachesNamespace, identity_ids
 from ..session._meta import session_info
 from ..session._replay import attach_slices, check_replay, with_replay
@@ -56,9 +59,11 @@ from ._cas import StoreSink, StoreSource, chunk_key, known_chunks
 from ._history import Checkpoint, info
 from ._repo import Repo
 
-__all__ = ["Recorded", "Reuse", "checkout", "checkpoint", "record_session", "store_features"]
+__all__ = ["Recorded", "Reuse", "checkout", "checkpoint", "environment_section",
+           "finish_restore", "record_session", "store_features"]
 
 Names = Iterable[str] | str | None
+Parts = bool | str | Iterable[str]
 FAST = FastDigests()  # this process's checkpoints: content seen before is not digested again
 
 
@@ -66,10 +71,22 @@ def checkpoint(store: str | os.PathLike[str], namespace: dict[str, Any] | types.
                None = None, *, message: str | None = None, include: Names = None,
                exclude: Names = None, compression: str | None = None,
                progress: bool | None = None,
-               storage_options: dict[str, Any] | None = None) -> Checkpoint:
-    """Record the session in ``store``, writing only the chunks the store does not have."""
+               storage_options: dict[str, Any] | None = None,
+               environment: Parts = False, env_vars: Iterable[str] = ()) -> Checkpoint:
+    """Record the session in ``store``, writing only the chunks the store does not have.
+    ``environment`` and ``env_vars`` as on ``save``."""
     return record_session(store, namespace_of(namespace), Selector(include, exclude), message,
-                          storage_options, compression=compression, progress=progress)[0]
+                          storage_options, compression=compression, progress=progress,
+                          sections=environment_section(environment, env_vars))[0]
+
+
+def environment_section(environment: Parts, env_vars: Iterable[str] = ()
+                        ) -> dict[str, Any] | None:
+    """The manifest sections that hold ``environment``'s parts and ``env_vars`` (None when
+    neither is asked for)."""
+    parts, patterns = parts_of(environment), list(env_vars)
+    return ({"environment": capture_environment(parts, patterns)}
+            if parts or patterns else None)
 
 
 @dataclass
@@ -171,21 +188,24 @@ def store_features(digest: str, blobs: Iterable[Any], engines: bool = False
 def record_session(store: str | os.PathLike[str], ns: dict[str, Any], select: Selector,
                    message: str | None, storage_options: dict[str, Any] | None = None,
                    reuse: Reuse | None = None, compression: str | None = None,
-                   progress: bool | None = None) -> tuple[Checkpoint, Recorded]:
+                   progress: bool | None = None, sections: dict[str, Any] | None = None
+                   ) -> tuple[Checkpoint, Recorded]:
     """``checkpoint`` for a resolved namespace. With ``reuse``, the groups it finds clean are
-    copied from the previous checkpoint instead of being serialized again."""
+    copied from the previous checkpoint instead of being serialized again. ``sections``:
+    more manifest sections (the environment)."""
     repo = Repo(store, storage_options)
+    extra = dict(sections or {})
     if reuse is not None and reuse.previous.manifest.digest == store_digest():
         try:
-            return _record(repo, ns, select, message, reuse, compression, progress)
+            return _record(repo, ns, select, message, reuse, compression, progress, extra)
         except _StaleReuse:
             pass
-    return _record(repo, ns, select, message, None, compression, progress)
+    return _record(repo, ns, select, message, None, compression, progress, extra)
 
 
 def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | None,
-            reuse: Reuse | None, compression: str | None, progress: bool | None
-            ) -> tuple[Checkpoint, Recorded]:
+            reuse: Reuse | None, compression: str | None, progress: bool | None,
+            sections: dict[str, Any]) -> tuple[Checkpoint, Recorded]:
     codec = resolve_compression(compression)
     expanded = reuse.expand(ns) if reuse is not None else None
     clean = reuse.clean_groups(ns, *expanded) if reuse is not None and expanded else []
@@ -225,7 +245,8 @@ def _record(repo: Repo, ns: dict[str, Any], select: Selector, message: str | Non
                             session=session_info(entries), digest=writer.digest,
                             features=store_features(writer.digest, blobs,
                                                     engines=bool(p.engine_values)),
-                            sections={} if cells is None else {"cells": cells})
+                            sections=sections if cells is None
+                            else {**sections, "cells": cells})
         d = manifest.to_dict()
         cid, meta = repo.write(manifest, seal_of(manifest, d),
                                {"message": message or "", "bytes_written": sink.bytes_written}, d)
@@ -273,15 +294,16 @@ def checkout(store: str | os.PathLike[str], id: str | None = None,
              trust: bool = False, data_only: bool = False, mmap: bool = False,
              progress: bool | None = None,
              storage_options: dict[str, Any] | None = None,
-             replay: bool | str = False) -> LoadReport:
+             replay: bool | str = False, environment: Parts = False) -> LoadReport:
     """Restore checkpoint ``id`` (default: the latest, HEAD) into ``namespace``, and make it
     the parent of the next checkpoint (a checkpoint after an older checkout starts a
     branch). ``only_changed``: leave in place the variables whose live value serializes to
     exactly what the checkpoint holds. Trust, ``data_only``, ``mmap`` and ``progress`` act
     as they do on ``load`` (the same code; ``mmap=True`` raises ``ValueError``: a store's
-    chunks are separate objects), and so does ``replay``."""
+    chunks are separate objects), and so do ``environment`` and ``replay``."""
     start = time.perf_counter()
     ns = namespace_of(namespace)
+    parts = parts_of(environment)
     repo = Repo(store, storage_options)
     wanted = id or repo.head()
     if wanted is None:
@@ -297,11 +319,30 @@ def checkout(store: str | os.PathLike[str], id: str | None = None,
                           data_only=data_only, mmap=mmap, progress=progress,
                           where=where, start=start, keep=keep,
                           location=engine_location(repo))
-    if replay:
-        report = with_replay(report, manifest, ns, select, replay)
     with repo.lock():
         if repo.exists(cid):  # not pruned meanwhile
             repo.set_head(cid)
+    # last: the environment may change the working directory a relative store is under
+    return finish_restore(report, manifest, ns, select, parts, replay, data_only)
+
+
+def finish_restore(report: LoadReport, manifest: Manifest, ns: dict[str, Any],
+                   select: Selector, parts: Iterable[str], replay: bool | str,
+                   data_only: bool) -> LoadReport:
+    """After the names are bound: the environment's ``parts`` (before a replay: its cells may
+    use the directory, options and magics), then the replay, then the data parts again (the
+    replayed cells drew numbers and set options). Trusted parts by ``report.trusted``."""
+    parts = tuple(parts)
+    saved = manifest.sections.get("environment")
+    saved = saved if isinstance(saved, Mapping) else {}
+    if parts:
+        outcome = restore_environment(saved, parts, report.trusted, data_only)
+        report = replace(report, environment_restored=outcome)
+    if replay:
+        report = with_replay(report, manifest, ns, select, replay)
+        again = [p for p in parts if p in ("options", "random", "warnings")]
+        if again and report.replay_plan:
+            restore_environment(saved, again, report.trusted, data_only)
     return report
 
 
