@@ -1,12 +1,17 @@
 """Measure resume on notebooks written by others: interrupt each at the middle of its code
 cells, restore it in a fresh kernel with replay, finish it, and compare the outputs with an
-uninterrupted run (``tests/notebook_harness.py``).
+uninterrupted run (``tests/notebook_harness.py``; the notebook's directory is copied into
+the run directory first, so notebooks that read files next to them run as they would).
 
-    python scripts/measure_notebooks.py DIR [DIR ...] [--json OUT]
+    python scripts/measure_notebooks.py DIR [DIR ...] [--json OUT] [--timeout S] [--replay all]
 
 Notebooks whose uninterrupted run fails after the split (they raise on purpose, exit the
-kernel, wait for input, need packages or files not here) are counted as "not applicable":
-there is no reference to compare with. Prints one line per notebook and a summary.
+kernel, wait for input, need packages, files or a network not here) are counted as "not
+applicable", with the first error after the split: there is no reference to compare with;
+so are those whose differing cells give other outputs on a second uninterrupted run too
+(times, addresses, unseeded random numbers).
+Prints one line per notebook and a summary. The kernel is ``python3`` of the interpreter
+that runs this script (run it with a venv's python to measure with that venv's packages).
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from notebook_harness import code_cells, interrupt_and_resume  # noqa: E402
 
 
-def measure(path: Path) -> tuple[str, str]:
+def _first_error(cells: list[list[tuple[str, str]]], after: list[str],
+                 split: int) -> str:
+    for i, out in enumerate(cells):
+        for kind, text in out:
+            if kind == "error":
+                return f"cell {split + i}: {text} in {after[i].strip()[:60]!r}"
+    return ""
+
+
+def measure(path: Path, timeout: int = 20, replay: bool | str = True) -> tuple[str, str]:
     try:
         code = [c for c in code_cells(path) if c.strip()]
     except Exception as e:
@@ -32,18 +46,32 @@ def measure(path: Path) -> tuple[str, str]:
     split = len(code) // 2
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            got = interrupt_and_resume(code, split, Path(tmp), timeout=20)
+            got = interrupt_and_resume(code, split, Path(tmp), replay=replay,
+                                       timeout=timeout, siblings=path.parent)
         except Exception as e:
-            return "not applicable", f"the notebook does not run here ({type(e).__name__})"
+            return "not applicable", (f"the notebook does not run here ({type(e).__name__}: "
+                                      f"{str(e).splitlines()[0][:100] if str(e) else ''})")
     if any(kind == "error" for out in got.reference for kind, _ in out):
-        return "not applicable", "its own run raises after the split"
+        return "not applicable", ("its own run raises after the split ("
+                                  f"{_first_error(got.reference, got.after, split)})")
     if any(kind == "error" for kind, _ in got.save):
         return "save failed", str(got.save)[:200]
     if any(kind == "error" for kind, _ in got.load):
         return "load failed", str(got.load)[:200]
     bad = got.differing()
-    if bad:
-        return "differs", f"cell {split + bad[0]}: {got.after[bad[0]][:80]!r}"
+    if bad:  # a second uninterrupted run: do those cells give the same outputs every run?
+        with tempfile.TemporaryDirectory() as tmp:
+            again = interrupt_and_resume(code, split, Path(tmp), replay=replay,
+                                         timeout=timeout, siblings=path.parent).reference
+        if all(got.reference[i] != again[i] for i in bad):
+            i = bad[0]
+            return "not applicable", (f"not deterministic: cell {split + i} "
+                                      f"{got.after[i][:60]!r} gives other outputs on every run")
+        bad = [i for i in bad if got.reference[i] == again[i]]
+        i = bad[0]
+        return "differs", (f"{len(bad)} cell(s); first cell {split + i}: "
+                           f"{got.after[i][:80]!r}: {got.reference[i]!r:.150} != "
+                           f"{got.resumed[i]!r:.150}")
     return "equal", f"split at {split} of {len(code)}"
 
 
@@ -51,11 +79,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--timeout", type=int, default=20, help="seconds per cell")
+    parser.add_argument("--replay", choices=["yes", "all", "no"], default="yes")
     args = parser.parse_args()
+    replay: bool | str = {"yes": True, "all": "all", "no": False}[args.replay]
     results = {}
     for d in args.dirs:
         for path in sorted(d.rglob("*.ipynb")):
-            verdict, detail = measure(path)
+            verdict, detail = measure(path, args.timeout, replay)
             results[str(path)] = (verdict, detail)
             print(f"{verdict:15s} {path}  ({detail})", flush=True)
     counts: dict[str, int] = {}

@@ -1,12 +1,13 @@
 """Interrupt a notebook at a cell, restore it in a fresh kernel, finish it, and compare.
 
 Used by ``test_notebook_corpus.py`` (the repository's corpus) and by
-``scripts/measure_notebooks.py`` (notebooks written by others). A kernel runs the cells
-before the split, saves with ``%hibernate save --environment``, and the working directory is
-copied as it is at that moment; the same kernel runs the remaining cells (the reference
-outputs). The working directory is put back as it was at the save, and a fresh kernel loads
-with ``--replay --environment`` and runs the remaining cells. Outputs compared: stream text,
-results' text/plain, and error names.
+``scripts/measure_notebooks.py`` (notebooks written by others). The notebook's directory is
+copied into the run directory first (notebooks read data and import modules next to them).
+A kernel runs the cells before the split, saves with ``%hibernate save --environment``, and
+the working directory is copied as it is at that moment; the same kernel runs the remaining
+cells (the reference outputs). The working directory is put back as it was at the save, and
+a fresh kernel loads with ``--replay --environment`` (or the replay asked for) and runs the
+remaining cells. Outputs compared: stream text, results' text/plain, and error names.
 """
 
 from __future__ import annotations
@@ -75,13 +76,22 @@ def code_cells(path: Path) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
+_NOT_COPIED = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", ".git", "*.hib")
+
+
 def interrupt_and_resume(code: list[str], split: int, root: Path,
-                         replay: str = "", timeout: int = 120) -> Outcome:
+                         replay: bool | str = True, timeout: int = 120,
+                         siblings: Path | None = None) -> Outcome:
     """Run ``code[:split]``, save, and finish two ways (see the module's docstring), in
-    ``root/work``. ``replay``: "all" to run cells that write files too."""
+    ``root/work``. ``replay``: True (``--replay``), "all" (``--replay all``: cells that write
+    files run too) or False (no replay: only what was stored comes back). ``siblings``: the
+    notebook's directory, whose files are copied into ``root/work`` first."""
     before, after = code[:split], code[split:]
     work, snapshot = root / "work", root / "snapshot"
-    work.mkdir(parents=True)
+    if siblings is not None:
+        shutil.copytree(siblings, work, symlinks=True, ignore=_NOT_COPIED)
+    else:
+        work.mkdir(parents=True)
     session = work / "session.hib"  # absolute: a notebook may change directory
     first = ["%load_ext hibernate", *before, f"%hibernate save '{session}' --environment",
              *after]
@@ -93,6 +103,7 @@ def interrupt_and_resume(code: list[str], split: int, root: Path,
     reference = [outputs(c) for c in ran[save_at + 1:]]
     shutil.rmtree(work)
     snapshot.rename(work)  # the files as they were at the save
-    load = f"%hibernate load '{session}' --replay {replay} --environment"
+    flag = "" if replay is False else "--replay all" if replay == "all" else "--replay"
+    load = f"%hibernate load '{session}' {flag} --environment"
     ran = _run(["%load_ext hibernate", load, *after], work, timeout=timeout)
     return Outcome(reference, [outputs(c) for c in ran[2:]], saved, outputs(ran[1]), after)

@@ -25,8 +25,11 @@ def test_a_notebook_restored_at_its_split_finishes_as_it_would_have(path: Path,
 
     meta = nbformat.read(path, as_version=4).metadata["hibernate"]
     split = meta["split"]
-    # "replay": "all" where a cell the replay needs also writes the notebook's input files
-    got = interrupt_and_resume(code_cells(path), split, tmp_path, meta.get("replay", ""))
+    # the replay each notebook needs: true unless stated; "all" where a cell the replay needs
+    # also writes the notebook's input files (06, 07); false where everything is stored (16)
+    replay = meta.get("replay", True)
+    # the notebook's directory is copied into the run's (17 imports a module from helpers/)
+    got = interrupt_and_resume(code_cells(path), split, tmp_path, replay, siblings=path.parent)
     assert not any(kind == "error" for kind, _ in got.save), got.save
     assert not any(kind == "error" for out in got.reference for kind, _ in out), got.reference
     assert not any(kind == "error" for kind, _ in got.load), got.load
