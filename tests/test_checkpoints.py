@@ -406,3 +406,25 @@ def test_checkpoint_and_checkout_magics_take_environment(tmp_path: Path,
     untouched = random.getstate()
     run_magic(shell, "checkout --store st")  # without --environment: left as it is
     assert random.getstate() == untouched
+
+
+def test_a_strangers_checkpoint_gives_back_only_the_data_parts(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    import random
+
+    from conftest import STRANGER_KEY, TEST_KEY
+
+    store = tmp_path / "store"
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("HIBERNATE_KEY", STRANGER_KEY)
+    random.seed(21)
+    hibernate.checkpoint(store, {"x": 1}, environment=["cwd", "random"])
+    expected = random.random()
+    monkeypatch.setenv("HIBERNATE_KEY", TEST_KEY)  # back to our own key
+    monkeypatch.chdir(tmp_path)
+    random.seed(0)
+    report = hibernate.checkout(store, None, {}, environment=True, data_only=True)
+    assert random.random() == expected and os.getcwd() == str(tmp_path)
+    assert report.environment_restored["random"] == "restored"
+    assert report.environment_restored["cwd"].startswith("not restored")
