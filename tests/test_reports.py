@@ -52,3 +52,19 @@ def test_right_aligned_numbers_in_plain_tables() -> None:
     out = table(("name", "size"), [("a", "1 B"), ("bbbb", "100 KiB")], right=(1,)).splitlines()
     assert out[2].endswith("    1 B") and out[3].endswith("100 KiB")
     assert out[2].startswith("a    ")
+
+
+def test_printing_a_report_leaves_the_users_random_numbers_alone(fresh) -> None:
+    """The table library is imported the first time a report is printed, and importing it
+    draws from Python's global generator: the session's next number must not change."""
+    got = fresh.json("""
+        import json, random
+        import hibernate
+        random.seed(7)
+        r = hibernate.save("s.hib", {"x": 1})
+        str(r)                      # the first table of the process
+        drawn = random.random()
+        random.seed(7)
+        print(json.dumps([drawn, random.random()]))
+    """)
+    assert got[0] == got[1]

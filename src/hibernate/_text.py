@@ -59,15 +59,28 @@ def width() -> int:
     return max(60, shutil.get_terminal_size((160, 24)).columns)
 
 
+def _rich() -> tuple[Any, Any, Any, Any]:
+    """rich's parts, imported the first time a table is printed. Importing rich draws from
+    Python's global random generator, which is the user's (a session's next random number
+    must not depend on whether a report was shown): its state is kept across the import."""
+    import random
+
+    state = random.getstate()
+    try:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+    finally:
+        random.setstate(state)
+    return box, Console, Table, Text
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]],
           right: Sequence[int] = ()) -> str:
     """A text table, every cell through ``clean``; columns in ``right`` (numbers, sizes)
     aligned right, the others left; long cells wrap to the terminal's width."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
+    box, Console, Table, Text = _rich()
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="",
                  safe_box=True)
     for i, h in enumerate(headers):
