@@ -44,6 +44,23 @@ def test_run_saves_the_globals_of_a_script_that_ends_normally(tmp_path: Path) ->
     assert "postmortem" not in hibernate.inspect(tmp_path / "ok.hib").session
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "big5"])
+def test_run_reads_a_script_in_its_declared_encoding(tmp_path: Path, encoding: str) -> None:
+    """A PEP 263 script that is not UTF-8 runs and saves as Python runs it (found on
+    joblib's test suite: latin-1 failed before running, big5 saved nothing)."""
+    text = "café" if encoding == "latin-1" else "中文"
+    source = (f"# -*- coding: {encoding} -*-\n"
+              f'def greet():\n    """{text}"""\n    return "{text}"\n'
+              "word = greet()\ngen = (c for c in word)\nfirst = next(gen)\n")
+    (tmp_path / "enc.py").write_bytes(source.encode(encoding))
+    proc = sh([*CLI, "run", "enc.py"], tmp_path)
+    assert proc.returncode == 0 and "saved session to enc.hib" in proc.stderr, proc.stderr
+    ns: dict = {}
+    r = hibernate.load(tmp_path / "enc.hib", ns, replay=True)
+    assert ns["word"] == text and ns["greet"]() == text and r.failed == {}
+    assert next(ns["gen"]) == text[1]  # replayed from the recorded (decoded) statements
+
+
 def test_run_preserves_sys_exit_status_and_saves(tmp_path: Path) -> None:
     script(tmp_path, "bye.py", "import sys\nstate = 'half'\nsys.exit(3)\n")
     proc = sh([*CLI, "run", "--save", "out.hib", "bye.py"], tmp_path)

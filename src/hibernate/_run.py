@@ -170,8 +170,8 @@ def _run_as_cells(source: bytes, script: str, ns: dict[str, Any], flags: int) ->
     from .session._cells import Cell
     from .session._replay import record_script_cells
 
-    text = source.decode("utf-8", "surrogateescape")
-    tree = ast.parse(source, script)
+    text = _decoded(source)
+    tree = ast.parse(text, script)
     cells: list[Cell] = []
     record_script_cells(ns, cells)
     for number, stmt in enumerate(tree.body, 1):
@@ -184,6 +184,16 @@ def _run_as_cells(source: bytes, script: str, ns: dict[str, Any], flags: int) ->
         except BaseException:
             cells[-1] = Cell(number, segment, failed=True)
             raise
+
+
+def _decoded(source: bytes) -> str:
+    """The script's text in its declared source encoding (PEP 263: a coding cookie or a BOM,
+    UTF-8 otherwise), as Python reads it; the cells recorded for replay are that text."""
+    import io
+    import tokenize
+
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    return source.decode(encoding).removeprefix("\ufeff")
 
 
 def postmortem_from(manifest_session: dict[str, Any], values: dict[str, object]
