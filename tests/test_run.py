@@ -150,3 +150,28 @@ def test_shell_reads_commands_from_stdin(tmp_path: Path, flag: list[str]) -> Non
     line = next(x for x in proc.stdout.splitlines() if "RESULT" in x)
     assert json.loads(line.split("RESULT", 1)[1]) == [0, [1, 2, 3], True, {"scale": 0}]
     assert "post-mortem of ZeroDivisionError" in proc.stdout + proc.stderr
+
+
+def test_replay_of_a_script_keeps_its_decorators(tmp_path: Path) -> None:
+    """A decorated function's statement starts at its first decorator: replayed without
+    it, a value made from the function was silently another (found on dill's tests)."""
+    script(tmp_path, "deco.py", """
+        import functools, hashlib
+        def shout(fn):
+            @functools.wraps(fn)
+            def wrapper(*a):
+                return fn(*a).upper()
+            return wrapper
+
+        @shout
+        def greet(name):
+            return "hello " + name
+        x = 1; y = x + 1
+        h = hashlib.sha256(greet("bob").encode())
+    """)
+    assert sh([*CLI, "run", "deco.py"], tmp_path).returncode == 0
+    cells = hibernate.inspect(tmp_path / "deco.hib").sections["cells"]["cells"]
+    assert any(c["code"].startswith("@shout\ndef greet") for c in cells), cells
+    ns: dict = {}
+    hibernate.load(tmp_path / "deco.hib", ns, replay=True)
+    assert ns["h"].hexdigest() == __import__("hashlib").sha256(b"HELLO BOB").hexdigest()

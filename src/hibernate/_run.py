@@ -177,13 +177,26 @@ def _run_as_cells(source: bytes, script: str, ns: dict[str, Any], flags: int) ->
     for number, stmt in enumerate(tree.body, 1):
         code = compile(ast.Module(body=[stmt], type_ignores=[]), script, "exec",
                        flags=flags & _FUTURE_FLAGS, dont_inherit=True)
-        segment = ast.get_source_segment(text, stmt, padded=True) or ""
+        segment = _statement_source(text, stmt)
         cells.append(Cell(number, segment))
         try:
             exec(code, ns)
         except BaseException:
             cells[-1] = Cell(number, segment, failed=True)
             raise
+
+
+def _statement_source(text: str, stmt: Any) -> str:
+    """A top-level statement's lines, decorators included (an ``ast`` def or class starts
+    at ``def``/``class``: replaying it without its decorators would make another value)."""
+    import ast
+
+    segment = ast.get_source_segment(text, stmt, padded=True) or ""
+    decorators = getattr(stmt, "decorator_list", None) or []
+    if not decorators:
+        return segment
+    first = min(d.lineno for d in decorators)  # each on its own line, above the def
+    return "\n".join([*text.splitlines()[first - 1:stmt.lineno - 1], segment])
 
 
 def _decoded(source: bytes) -> str:
