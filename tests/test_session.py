@@ -371,3 +371,25 @@ def test_cli_inspect_and_verify(tmp_path) -> None:
 def test_storage_options_on_a_local_path_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="remote URLs"):
         hibernate.save(tmp_path / "x.hib", {}, storage_options={"anon": True})
+
+
+def test_a_dead_weak_proxy_in_a_container_skips_only_its_variable(fresh) -> None:
+    """A weak proxy forwards isinstance to its referent and raises once it is gone: it cost
+    the whole save (found on dill's tests). Now only the variable holding it is skipped."""
+    fresh.run("""
+        import weakref, hibernate
+        class A:
+            pass
+        a = A()
+        holder = {"p": weakref.proxy(a)}
+        del a
+        data = [1, 2, 3]
+        hibernate.save("s.hib")
+    """)
+    got = fresh.json("""
+        import json, hibernate
+        ns = {}
+        r = hibernate.load("s.hib", ns)
+        print(json.dumps({"data": ns["data"], "skipped": r.skipped["holder"].message}))
+    """)
+    assert got["data"] == [1, 2, 3] and "ReferenceError" in got["skipped"]

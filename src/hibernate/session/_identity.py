@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 import sys
 import types
+import weakref
 from typing import Any
 
 from ..serializers._resources import is_widget, widget_state
@@ -112,6 +113,9 @@ def identity_ids(root: object, ns: dict[str, Any],
 _PLAIN = frozenset({dict, list, set, bytearray})
 
 
+_PROXIES = (weakref.ProxyType, weakref.CallableProxyType)
+
+
 def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
           seen: set[int], counted: set[int],
           functions: list[types.FunctionType] | None = None
@@ -132,6 +136,8 @@ def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
             counted.add(i)
             walk.append(obj)
             continue
+        if t in _PROXIES:  # a weak proxy forwards everything (isinstance too) to its
+            continue       # referent, and raises ReferenceError once that is gone
         if isinstance(obj, opaque):
             continue
         if _counted(obj, t, ns):
