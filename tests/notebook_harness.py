@@ -7,11 +7,13 @@ A kernel runs the cells before the split, saves with ``%hibernate save --environ
 the working directory is copied as it is at that moment; the same kernel runs the remaining
 cells (the reference outputs). The working directory is put back as it was at the save, and
 a fresh kernel loads with ``--replay --environment`` (or the replay asked for) and runs the
-remaining cells. Outputs compared: stream text, results' text/plain, and error names.
+remaining cells. Outputs compared: stream text, results' text/plain (memory addresses
+masked), and error names.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,18 +40,26 @@ class Outcome:
         return [i for i, (a, b) in enumerate(zip(self.reference, self.resumed)) if a != b]
 
 
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+
+
+def _text(text: str) -> str:
+    """Memory addresses in reprs (``<Line2D at 0x7f...>``) differ in every process."""
+    return _ADDRESS.sub("0x...", text)
+
+
 def outputs(cell: Any) -> Outputs:
     """A cell's outputs; consecutive stream chunks joined (how printed text is split into
-    messages varies from run to run)."""
+    messages varies from run to run); memory addresses masked."""
     out: Outputs = []
     for o in cell.get("outputs", []):
         if o["output_type"] == "stream":
             if out and out[-1][0] == o["name"]:
-                out[-1] = (o["name"], out[-1][1] + o["text"])
+                out[-1] = (o["name"], out[-1][1] + _text(o["text"]))
             else:
-                out.append((o["name"], o["text"]))
+                out.append((o["name"], _text(o["text"])))
         elif o["output_type"] in ("execute_result", "display_data"):
-            out.append((o["output_type"], o["data"].get("text/plain", "")))
+            out.append((o["output_type"], _text(o["data"].get("text/plain", ""))))
         elif o["output_type"] == "error":
             out.append(("error", o["ename"]))
     return out
