@@ -393,3 +393,28 @@ def test_a_dead_weak_proxy_in_a_container_skips_only_its_variable(fresh) -> None
         print(json.dumps({"data": ns["data"], "skipped": r.skipped["holder"].message}))
     """)
     assert got["data"] == [1, 2, 3] and "ReferenceError" in got["skipped"]
+
+
+def test_a_cached_session_function_comes_back_cached(fresh) -> None:
+    """functools.lru_cache/cache around a session function pickles by name, which a new
+    process's __main__ does not have: it is saved around the function saved by value
+    (found on dill's tests). Recursion goes through the restored name."""
+    fresh.run("""
+        import functools, hibernate
+        @functools.lru_cache(maxsize=64, typed=True)
+        def fib(n):
+            return n if n < 2 else fib(n - 1) + fib(n - 2)
+        @functools.cache
+        def square(x):
+            return x * x
+        fib(20)
+        hibernate.save("s.hib")
+    """)
+    got = fresh.json("""
+        import json, hibernate
+        r = hibernate.load("s.hib")
+        print(json.dumps({"failed": r.failed, "fib": fib(80), "square": square(9),
+                          "params": fib.cache_parameters(), "wrapped": fib.__wrapped__.__name__}))
+    """)
+    assert got == {"failed": {}, "fib": 23416728348467685, "square": 81,
+                   "params": {"maxsize": 64, "typed": True}, "wrapped": "fib"}

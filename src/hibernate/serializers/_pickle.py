@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import io
 import pickle
@@ -176,6 +177,8 @@ def _set_cell(cell: types.CellType, state: tuple[object]) -> types.CellType:
 
 # ---- reducers ---------------------------------------------------------------------------
 
+_LRU = type(functools.lru_cache(None)(lambda: None))  # functools._lru_cache_wrapper
+
 def _function_reduce(func: types.FunctionType) -> tuple[Any, ...]:
     state = {
         "__qualname__": func.__qualname__, "__module__": func.__module__,
@@ -185,6 +188,17 @@ def _function_reduce(func: types.FunctionType) -> tuple[Any, ...]:
     }
     return (_make_function, (func.__code__, func.__name__, func.__closure__), state,
             None, None, _set_function_state)
+
+
+def lru_cached(func: Callable[..., Any], maxsize: int | None, typed: bool) -> Any:
+    """``functools.lru_cache(maxsize, typed)(func)``: a cached session function, rebuilt
+    around the function saved by value (its cache starts empty)."""
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(func)
+
+
+def _lru_reduce(wrapper: Any) -> tuple[Any, ...]:
+    params = wrapper.cache_parameters()
+    return (lru_cached, (wrapper.__wrapped__, params["maxsize"], params["typed"]))
 
 
 def _cell_reduce(cell: types.CellType) -> tuple[Any, ...]:
@@ -270,6 +284,9 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
             return _function_reduce(obj)  # type: ignore[arg-type]
         if t is types.CellType:
             return _cell_reduce(obj)  # type: ignore[arg-type]
+        if t is _LRU and getattr(getattr(obj, "__wrapped__", None), "__globals__",
+                                 None) is self._ns:  # pickled by name, which the new
+            return _lru_reduce(obj)                  # process's __main__ does not have
         if t is types.CodeType:  # bytecode for this Python, source for the others
             return code_reduce(obj)  # type: ignore[arg-type]
         form = _PORTABLE.get(t, _unseen)
