@@ -418,3 +418,31 @@ def test_a_cached_session_function_comes_back_cached(fresh) -> None:
     """)
     assert got == {"failed": {}, "fib": 23416728348467685, "square": 81,
                    "params": {"maxsize": 64, "typed": True}, "wrapped": "fib"}
+
+
+def test_weak_containers_come_back_working_with_the_entries_still_held(fresh) -> None:
+    """WeakKeyDictionary, WeakValueDictionary and WeakSet were saved with a placeholder for
+    their own callback: "restored", but dead entries were never removed (found on joblib's
+    tests). They come back as new ones holding the entries whose referents are held
+    elsewhere, which they share, and those entries go when the referent does."""
+    fresh.run("""
+        import weakref, hibernate
+        class K:
+            pass
+        k1, k2 = K(), K()
+        wk = weakref.WeakKeyDictionary({k1: "one", k2: "two"})
+        wv = weakref.WeakValueDictionary({"a": k1})
+        ws = weakref.WeakSet([k1, k2])
+        del k2
+        hibernate.save("w.hib")
+    """)
+    got = fresh.json("""
+        import gc, json, hibernate
+        r = hibernate.load("w.hib")
+        alive = [len(wk), wk[k1], wv["a"] is k1, k1 in ws, len(ws)]
+        del k1
+        gc.collect()
+        print(json.dumps({"failed": r.failed, "alive": alive,
+                          "after": [len(wk), len(wv), len(ws)]}))
+    """)
+    assert got == {"failed": {}, "alive": [1, "one", True, True, 1], "after": [0, 0, 0]}

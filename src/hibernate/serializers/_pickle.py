@@ -30,6 +30,7 @@ import io
 import pickle
 import sys
 import types
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -201,6 +202,17 @@ def _lru_reduce(wrapper: Any) -> tuple[Any, ...]:
     return (lru_cached, (wrapper.__wrapped__, params["maxsize"], params["typed"]))
 
 
+# Weak containers as new ones holding the same entries: an entry stays while its referent
+# is held elsewhere in what is loaded (with identity kept), as it did in the session.
+_WEAK: dict[type, Callable[[Any], tuple[Any, ...]]] = {
+    weakref.WeakKeyDictionary: lambda d: (weakref.WeakKeyDictionary, (), None, None,
+                                          iter(list(d.items()))),
+    weakref.WeakValueDictionary: lambda d: (weakref.WeakValueDictionary, (), None, None,
+                                            iter(list(d.items()))),
+    weakref.WeakSet: lambda s: (weakref.WeakSet, (list(s),)),
+}
+
+
 def _cell_reduce(cell: types.CellType) -> tuple[Any, ...]:
     try:
         contents = cell.cell_contents
@@ -284,6 +296,8 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
             return _function_reduce(obj)  # type: ignore[arg-type]
         if t is types.CellType:
             return _cell_reduce(obj)  # type: ignore[arg-type]
+        if t in _WEAK:  # their own _remove callbacks cannot be pickled: the entries can
+            return _WEAK[t](obj)
         if t is _LRU and getattr(getattr(obj, "__wrapped__", None), "__globals__",
                                  None) is self._ns:  # pickled by name, which the new
             return _lru_reduce(obj)                  # process's __main__ does not have

@@ -114,6 +114,7 @@ _PLAIN = frozenset({dict, list, set, bytearray})
 
 
 _PROXIES = (weakref.ProxyType, weakref.CallableProxyType)
+_WEAK_CONTAINERS = (weakref.WeakKeyDictionary, weakref.WeakValueDictionary, weakref.WeakSet)
 
 
 def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
@@ -153,6 +154,11 @@ def _step(frontier: list[object], ns: dict[str, Any], opaque: tuple[type, ...],
             nxt.extend((obj.__self__, obj.__func__))  # type: ignore[attr-defined]
         elif t is types.BuiltinFunctionType:
             nxt.append(obj.__self__)  # type: ignore[attr-defined]
+        elif t in _WEAK_CONTAINERS:  # what it holds weakly is saved with it (the collector
+            walk.append(obj)         # does not see through a weak reference)
+            held: Any = obj
+            nxt.extend(held.keys() if t is weakref.WeakKeyDictionary else
+                       held.values() if t is weakref.WeakValueDictionary else held)
         else:
             walk.append(obj)
             base = getattr(obj, "base", None) if t.__module__ == "numpy" else None
