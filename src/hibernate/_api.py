@@ -14,6 +14,7 @@ from ._progress import Progress
 from ._reports import LoadReport, Manifest, SavedEntry, SaveReport
 from .engines import MODES, Location
 from .errors import HibernateError
+from .format import Blob as _Blob
 from .format import (
     BlobReader,
     ChunkWriter,
@@ -45,7 +46,7 @@ from .session._environment import capture_environment, parts_of, restore_environ
 from .session._meta import session_info
 from .session._replay import attach_slices, check_replay, with_replay
 from .storage import resolve
-from .trust._opcodes import referenced_globals
+from .trust._opcodes import MalformedPickle, streamed_globals
 
 __all__ = ["inspect", "load", "open", "save"]
 
@@ -254,7 +255,8 @@ def verify_file(path: PathLike, *, storage_options: dict[str, Any] | None = None
 def file_globals(path: PathLike, *, storage_options: dict[str, Any] | None = None
                  ) -> tuple[Manifest, dict[tuple[str, str], list[str]]]:
     """The manifest, and every global the file's pickles name -> the variables naming it.
-    Read from the opcodes: nothing is unpickled or imported."""
+    Read from the opcodes, a chunk at a time: nothing is unpickled or imported, and a
+    stream of any length is scanned holding a few chunks."""
     _trust.derive_soon()  # the key's scrypt runs while the file is opened and read
     store, name = resolve(path, storage_options)
     found: dict[tuple[str, str], list[str]] = {}
@@ -266,7 +268,7 @@ def file_globals(path: PathLike, *, storage_options: dict[str, Any] | None = Non
                 continue
             refs: list[tuple[str, str]]
             try:
-                refs = list(referenced_globals(reader.read(g.blobs[0])))
+                refs = list(_stream_globals(reader, g.blobs[0], manifest.blobs[g.blobs[0]]))
             except (ValueError, HibernateError) as err:
                 refs = [("?", f"unreadable pickle: {err}")]
             for ref in refs:
@@ -275,3 +277,16 @@ def file_globals(path: PathLike, *, storage_options: dict[str, Any] | None = Non
             if e.how == How.REFERENCE and e.module:
                 found.setdefault((e.module, e.qualname or ""), []).append(e.name)
     return Manifest.of(manifest), found
+
+
+def _stream_globals(reader: BlobReader, index: int, blob: _Blob) -> Iterable[tuple[str, str]]:
+    """The globals a pickle stream blob names, scanned as its chunks are read. A damaged
+    chunk is reported as such even after a fault the scan met first (as a whole read
+    would)."""
+    pieces = reader.pieces(index)
+    try:
+        return streamed_globals(pieces, blob.length)
+    except MalformedPickle:
+        while next(pieces, None) is not None:  # each chunk checked, one at a time
+            pass
+        raise

@@ -4,7 +4,9 @@
   any path is built (no ``objects/../..``, no HEAD that names a file outside the store, no
   ``hibernate checkout`` writing ``ID.hib`` outside the working directory);
 - a file cannot declare more data than a bounded multiple of its size: refused before
-  anything is allocated (measured on a child process);
+  anything is allocated (measured on a child process); nor can a checkpoint, measured by
+  the chunk objects it names counting every reference (a store deduplicates: one tiny
+  object named a thousand times is a thousand objects' worth of data, not one);
 - a pandas time zone is a name, never a path a time zone library would open;
 - a save keeps the mode of the file it replaces.
 """
@@ -113,6 +115,98 @@ def test_a_legitimately_compressible_file_loads_with_a_setting(tmp_path: Path,
     monkeypatch.setenv("HIBERNATE_MAX_EXPANSION", "100000")
     out: dict = {}
     assert hibernate.load(tmp_path / "z.hib", out).failed == {}
+    assert out["z"].shape == (20_000_000,) and not out["z"].any()
+
+
+def _dedup_bomb(store: Path, refs: int, stored: str) -> None:
+    """A store whose checkpoint names one 4 MiB-of-zeros zstd object (about 150 bytes)
+    ``refs`` times: an unsigned record written by hand. ``stored``: what the references
+    record as the object's size, "zero" (as chunks reused from a store are recorded; the
+    first keeps its size), "true" or "inflated" (the raw size)."""
+    hibernate.checkpoint(store, {"z": np.zeros(1 << 19)}, compression="small")
+    record = next((store / "checkpoints").iterdir())
+    m = json.loads(record.read_bytes()[56:])["manifest"]
+    record.unlink()
+    c = m["blobs"][0]["chunks"][0]
+    size = {"zero": 0, "true": c["stored"], "inflated": c["raw"]}[stored]
+    m["blobs"][0]["chunks"] = [dict(c, stored=c["stored"] if i == 0 else size)
+                               for i in range(refs)]
+    m["groups"][0]["meta"]["shape"] = m["entries"][0]["shape"] = [refs << 19]
+    m["entries"][0]["size"] = refs << 22
+    _record(store, m)
+
+
+BOMB_CHECKOUTS = """
+    import json, resource
+    import numpy  # its libraries are not what is measured
+    import hibernate
+    vm = _status("VmSize")
+    resource.setrlimit(resource.RLIMIT_AS, (vm + (3 << 30), resource.RLIM_INFINITY))
+    start = reset_peak()
+    outcomes = []
+    for call in (lambda: hibernate.checkout("store", None, {}, data_only=True),
+                 lambda: hibernate.checkout("store", None, {}, trust=True),
+                 lambda: hibernate.export_checkpoint("store", "0123", "out.hib")):
+        try:
+            report = call()
+            outcomes.append(report if isinstance(report, str) else str(report.failed))
+        except hibernate.HibernateError as e:
+            outcomes.append(type(e).__name__ + ": " + str(e))
+        except MemoryError:
+            outcomes.append("MemoryError")
+    print(json.dumps({"outcomes": outcomes, "grew": peak_growth(start)}))
+"""
+
+
+@pytest.mark.parametrize("stored", ["zero", "true"])
+def test_a_store_naming_one_tiny_chunk_a_thousand_times_is_refused(fresh, stored: str
+                                                                  ) -> None:
+    _dedup_bomb(fresh.path / "store", 256, stored)  # 1 GiB declared
+    on_disk = sum(f.stat().st_size for f in (fresh.path / "store").rglob("*") if f.is_file())
+    assert on_disk < 80_000
+    got = fresh.json(child(BOMB_CHECKOUTS))
+    assert all(o.startswith("FormatError: the checkpoint declares") and
+               "more than 1024 times" in o and "HIBERNATE_MAX_EXPANSION" in o
+               for o in got["outcomes"]), got
+    assert got["grew"] < 64 << 20, got
+
+
+def test_a_chunk_that_claims_more_stored_bytes_than_its_object_fails(fresh) -> None:
+    _dedup_bomb(fresh.path / "store", 64, "inflated")  # passes the budget, then is held to it
+    got = fresh.json(child(BOMB_CHECKOUTS))
+    assert "not the 4194304 its record says" in got["outcomes"][0], got
+    assert "not the 4194304 its record says" in got["outcomes"][1], got
+    assert got["grew"] < 64 << 20, got
+
+
+def test_checkpoints_sharing_chunks_keep_loading(tmp_path: Path) -> None:
+    """Chunks a checkpoint reuses from the store are recorded with stored 0: their objects'
+    sizes are asked for, and a legitimate checkpoint loads."""
+    store = tmp_path / "store"
+    tiled = np.tile(np.arange(1000), 4000)  # 32 MB that compresses a few hundred times
+    rng = np.random.default_rng(0).random(100_000)
+    hibernate.checkpoint(store, {"t": tiled, "r": rng}, compression="fast")
+    c2 = hibernate.checkpoint(store, {"t": tiled, "r": rng, "n": 1}, compression="fast")
+    m = hibernate.checkpoints.Repo(store, None).read(c2.id)[1]
+    assert c2.bytes_written < 10_000
+    assert all(c.stored == 0 for b in m.blobs for c in b.chunks if c.raw > 100_000)
+    for cid in (None, c2.id):
+        out: dict = {}
+        assert hibernate.checkout(store, cid, out).failed == {}
+        np.testing.assert_array_equal(out["t"], tiled)
+    hibernate.export_checkpoint(store, c2.id, tmp_path / "c2.hib")
+    assert hibernate.load(tmp_path / "c2.hib", {}).failed == {}
+
+
+def test_a_legitimately_compressible_checkpoint_loads_with_the_setting(
+        tmp_path: Path, monkeypatch) -> None:
+    store = tmp_path / "store"
+    hibernate.checkpoint(store, {"z": np.zeros(20_000_000)}, compression="small")
+    with pytest.raises(hibernate.FormatError, match="HIBERNATE_MAX_EXPANSION"):
+        hibernate.checkout(store, None, {})
+    monkeypatch.setenv("HIBERNATE_MAX_EXPANSION", "100000")
+    out: dict = {}
+    assert hibernate.checkout(store, None, out).failed == {}
     assert out["z"].shape == (20_000_000,) and not out["z"].any()
 
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from .._limits import max_expansion
 from ..errors import IntegrityError, StorageError
-from ..format import Blob, Chunk
+from ..format import Blob, Chunk, check_expansion
 from ..storage import Store
 
 __all__ = ["StoreSink", "StoreSource", "chunk_key", "known_chunks", "legacy_key",
@@ -28,6 +30,8 @@ __all__ = ["StoreSink", "StoreSource", "chunk_key", "known_chunks", "legacy_key"
 SUFFIX = {"raw": "", "zstd": ".zst"}
 UPLOADS = 4  # objects written at once
 IN_FLIGHT = 8  # chunks queued for upload before the writer waits
+REFERENCE = 120  # bytes a chunk reference takes in a record, at the least
+RECORD_FLOOR = 1 << 10  # bytes of a record beside its references (what hibernate writes)
 
 
 def chunk_key(digest: str, codec: str) -> str:
@@ -149,7 +153,21 @@ class StoreSink:
 
 
 class StoreSource:
-    """Chunks fetched from their objects (in parallel threads by the reader)."""
+    """Chunks fetched from their objects (in parallel threads by the reader).
+
+    The expansion budget: a store deduplicates, so a record can name one small object any
+    number of times, and the store's size on disk says nothing about what reading a
+    checkpoint allocates. A checkpoint counts as what its export to a ``.hib`` file would
+    hold: the bytes of the chunk object each reference names, counting every reference,
+    plus what the references take in its record (at least ``REFERENCE`` bytes each: a digest
+    and four fields) and ``RECORD_FLOOR`` for the rest of the record (about the smallest
+    record hibernate writes). The declared raw total may be at most
+    ``HIBERNATE_MAX_EXPANSION`` times that, checked before anything is read. A reference's
+    object size is its recorded ``stored`` length (a raw chunk's is its raw length), held to
+    it when the object is read; a compressed chunk reused from the store is recorded with
+    ``stored`` 0, and its object's size is asked of the store (once per object), only when
+    the recorded lengths do not cover the data already.
+    """
 
     concurrent = True
     can_map = False
@@ -157,11 +175,30 @@ class StoreSource:
     def __init__(self, store: Store, legacy: bool = False) -> None:
         self._store = store
         self._legacy = legacy
+        self._sizes: dict[str, int] = {}  # key -> size, of the objects asked about
         self.bytes_read = 0
 
     def key(self, chunk: Chunk) -> str:
         return legacy_key(chunk.digest) if self._legacy else chunk_key(chunk.digest,
                                                                        chunk.codec)
+
+    def check_expansion(self, blobs: Sequence[Blob]) -> None:
+        chunks = [c for b in blobs for c in b.chunks]
+        size = RECORD_FLOOR + sum(REFERENCE + _recorded(c) for c in chunks)
+        total = sum(c.raw for c in chunks)
+        if total > max_expansion() * size:  # objects recorded as 0 bytes: ask their sizes
+            size += sum(self._size(c) for c in chunks if not _recorded(c))
+        check_expansion(blobs, size, "the checkpoint")
+
+    def _size(self, chunk: Chunk) -> int:
+        key = self.key(chunk)
+        if key not in self._sizes:
+            try:
+                with self._store.open_read(key) as handle:
+                    self._sizes[key] = handle.size
+            except StorageError:
+                self._sizes[key] = 0  # missing: reading it fails its entry
+        return self._sizes[key]
 
     def read_chunk(self, chunk: Chunk) -> bytes:
         key = self.key(chunk)
@@ -171,6 +208,10 @@ class StoreSource:
             raise IntegrityError(f"chunk {chunk.digest[:12]} is missing from the store: {e}"
                                  ) from None
         self.bytes_read += len(data)
+        expected = _recorded(chunk) or self._sizes.get(key)
+        if chunk.codec != "raw" and expected is not None and len(data) != expected:
+            raise IntegrityError(f"chunk {chunk.digest[:12]} is {len(data)} bytes in the "
+                                 f"store, not the {expected} its record says")
         return data
 
     def read_raw_into(self, chunk: Chunk, out: memoryview) -> None:
@@ -181,3 +222,8 @@ class StoreSource:
 
     def map_blob(self, blob: Blob) -> memoryview | None:
         return None
+
+
+def _recorded(chunk: Chunk) -> int:
+    """The object size a chunk's record gives: a raw chunk's object is its raw bytes."""
+    return chunk.raw if chunk.codec == "raw" else chunk.stored

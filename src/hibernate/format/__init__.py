@@ -14,6 +14,7 @@ from ._file import (
     MAGIC,
     FileSink,
     FileSource,
+    check_expansion,
     features_for,
     header_bytes,
     read_file_manifest,
@@ -43,7 +44,8 @@ __all__ = [
     "ChunkSource", "ChunkWriter", "Codec", "DIGESTS", "Entry", "FEATURES", "FORMAT_VERSION",
     "FastDigests", "Feature", "FileSink", "FileSource", "Group", "HEADER_V1", "How", "Kind",
     "MAGIC", "MAX_CHUNK", "MAX_MANIFEST_BYTES", "MMAP_MIN", "Manifest", "Prefetcher", "RAW",
-    "SerializerRef", "Skip", "SkipCode", "canonical_bytes", "check_codecs", "default_digest",
+    "SerializerRef", "Skip", "SkipCode", "canonical_bytes", "check_codecs",
+    "check_expansion", "default_digest",
     "digest_function", "features_for", "header_bytes", "parse_json", "read_file_manifest",
     "resolve_compression", "seal_of", "signed_message", "verify_chunk",
 ]

@@ -28,23 +28,27 @@ class Codec:
             return data
         return _zstd().ZstdCompressor(level=self.level).compress(data)  # type: ignore[no-any-return]
 
-    def decompress(self, stored: bytes | bytearray | memoryview, raw_length: int) -> bytes:
+    def decompress(self, stored: bytes | bytearray | memoryview, raw_length: int
+                   ) -> bytes | bytearray:
         if self.name == "raw":
             return bytes(stored)
-        # A frame may declare any content size: read at most one byte more than the chunk's
-        # recorded length, so a hostile frame cannot make us allocate more.
-        parts = []
+        # A frame may declare any content size: read into the chunk's recorded length, then
+        # one byte more, so a hostile frame cannot make us allocate more (and the chunk is
+        # held once, never as pieces and their join).
+        out = bytearray(raw_length)
+        view = memoryview(out)
         got = 0
         with _zstd().ZstdDecompressor().stream_reader(stored) as reader:
-            while got <= raw_length:
-                piece = reader.read(raw_length + 1 - got)
-                if not piece:
+            while got < raw_length:
+                n = reader.readinto(view[got:])
+                if not n:
                     break
-                parts.append(piece)
-                got += len(piece)
-        if got != raw_length:
+                got += n
+            extra = reader.read(1)
+        view.release()
+        if got != raw_length or extra:
             raise ValueError("a compressed chunk does not expand to its recorded length")
-        return b"".join(parts)
+        return out
 
 
 def _zstd() -> Any:

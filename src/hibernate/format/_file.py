@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -45,8 +45,8 @@ from ._manifest import (
 )
 from ._reader import check_codecs
 
-__all__ = ["FileSink", "FileSource", "features_for", "header_bytes", "read_file_manifest",
-           "seal_of", "signed_message"]
+__all__ = ["FileSink", "FileSource", "check_expansion", "features_for", "header_bytes",
+           "read_file_manifest", "seal_of", "signed_message"]
 
 MAGIC = b"\x89HIB\r\n\x1a\n"
 TRAILER_MAGIC = b"\x89HIBEND\n"
@@ -162,6 +162,9 @@ class FileSource:
         self._src = src
         self.concurrent = src.concurrent
         self.can_map = hasattr(src, "map")
+
+    def check_expansion(self, blobs: Sequence[Blob]) -> None:
+        check_expansion(blobs, self._src.size)
 
     def read_chunk(self, chunk: Chunk) -> bytes:
         return self._src.read(chunk.offset, chunk.stored)
@@ -288,13 +291,14 @@ def check_manifest(manifest: Manifest, version: int, bits: int | None) -> None:
     check_codecs(manifest.blobs)
 
 
-def check_expansion(blobs: Iterable[Blob], size: int) -> None:
+def check_expansion(blobs: Iterable[Blob], size: int, what: str = "the file") -> None:
     """FormatError, before anything is allocated, when the blobs declare more raw bytes
-    than ``max_expansion()`` times the file's size."""
+    than ``max_expansion()`` times ``size``: a file's size, or what a checkpoint counts as
+    its size (see ``StoreSource.check_expansion``)."""
     total = sum(c.raw for b in blobs for c in b.chunks)
     limit = max_expansion() * max(size, 1)
     if total > limit:
-        raise FormatError(f"the file declares {total} bytes of data in {size} bytes, more than "
+        raise FormatError(f"{what} declares {total} bytes of data in {size} bytes, more than "
                           f"{max_expansion()} times its size: refused before reading (set "
                           "HIBERNATE_MAX_EXPANSION to read a legitimately compressible file)")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import mmap
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from ..errors import FormatError, IntegrityError
@@ -46,6 +46,11 @@ class ChunkSource(Protocol):
 
     concurrent: bool
     can_map: bool
+
+    def check_expansion(self, blobs: Sequence[Blob]) -> None:
+        """FormatError, before anything is read, when the blobs declare more raw bytes than
+        ``HIBERNATE_MAX_EXPANSION`` times what the source holds for them (a file: its size;
+        a store: see ``StoreSource``). Every reader draws from this one budget."""
 
     def read_chunk(self, chunk: Chunk) -> bytes | bytearray | memoryview:
         """The chunk's stored bytes (StorageError or IntegrityError when they are missing)."""
@@ -85,7 +90,7 @@ def _where(c: Chunk) -> str:
     return f"the chunk at byte {c.offset}" if c.offset else f"chunk {c.digest[:12]}"
 
 
-def _decode(c: Chunk, stored: bytes | bytearray | memoryview) -> bytes:
+def _decode(c: Chunk, stored: bytes | bytearray | memoryview) -> bytes | bytearray:
     try:
         return Codec(c.codec).decompress(stored, c.raw)
     except Exception as e:
@@ -112,6 +117,7 @@ class BlobReader:
         if mmap and not source.can_map:
             raise ValueError("mmap=True needs a .hib file on local disk (remote files and "
                              "checkpoint stores are read, not mapped)")
+        source.check_expansion(blobs)
         self._source = source
         self._blobs = blobs
         self._hash = digest_function(digest)
@@ -162,3 +168,21 @@ class BlobReader:
         if self._on_bytes is not None:
             self._on_bytes(len(out))
         return out
+
+    def pieces(self, index: int) -> Iterator[bytes | bytearray | memoryview]:
+        """The raw bytes of one blob, a chunk at a time and in order, each checked against
+        its digest before it is handed out: for readers that hold a few chunks, never the
+        whole blob (the trust listing)."""
+        for c in self._blobs[index].chunks:
+            data: bytes | bytearray | memoryview
+            if c.codec == "raw":
+                data = bytearray(c.raw)
+                self._source.read_raw_into(c, memoryview(data))
+            else:
+                data = _decode(c, self._source.read_chunk(c))
+            if len(data) != c.raw:
+                raise IntegrityError(f"damaged data: {_where(c)} has the wrong length")
+            if self._hash(memoryview(data)) != c.digest:
+                raise IntegrityError(f"damaged data: {_where(c)} does not match its digest")
+            yield data
+            del data  # not held while the next one is read

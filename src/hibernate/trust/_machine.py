@@ -5,6 +5,12 @@ stack ("fence") and memo, and the same underflow, mark and memo checks. The run 
 STOP; a stream that goes on after it (inside a frame too) is refused. Each fault is a
 ``MalformedPickle`` that says where its opcode starts.
 
+``run`` reads a stream held in memory; ``run_pieces`` the same stream handed over in pieces
+(a blob's chunks), holding only a window: before each opcode, the opcode and its whole
+argument (so every check sees what ``run`` would), unless the argument is longer than the
+window: a counted one is then skipped unread and pushed as ``skipped`` says, a line is
+refused. Either way a pickle of any size is read holding at most about a window and a piece.
+
 The machine decodes every argument (``_stream.StreamReader``); subclasses say what a value
 is. It pushes None, True,
 False and the empty tuple itself; every other value comes from a hook (listed by kind in
@@ -22,7 +28,7 @@ import pickle
 import pickletools
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, NoReturn
 
 from ._stream import StreamReader
@@ -32,6 +38,20 @@ __all__ = ["OPCODE_NAMES", "MalformedPickle", "PickleMachine"]
 # opcode byte -> opcode name, for every opcode of protocols 0-5
 OPCODE_NAMES: dict[int, str] = {op.code.encode("latin-1")[0]: op.name
                                 for op in pickletools.opcodes}
+
+# opcode byte -> its argument, for ``run_pieces``: n >= 0 fixed bytes, LINES (GLOBAL and INST:
+# two lines), or -k: a k-byte length and that many bytes
+LINE = -100
+_LENGTH = {-2: 1, -3: 4, -4: 4, -5: 8}
+ARGUMENTS: dict[int, int] = {
+    op.code.encode("latin-1")[0]: (0 if op.arg is None else op.arg.n if op.arg.n >= 0
+                                   else LINE if op.arg.n == pickletools.UP_TO_NEWLINE
+                                   else -_LENGTH[op.arg.n])
+    for op in pickletools.opcodes}
+_KIND = [ARGUMENTS.get(code, 0) for code in range(256)]
+_LONG4 = pickle.LONG4[0]
+_TWO_LINES = (pickle.GLOBAL[0], pickle.INST[0])
+WINDOW = 1 << 20  # run_pieces: the longest argument held; longer counted ones are skipped
 
 
 class MalformedPickle(pickle.UnpicklingError, ValueError):
@@ -63,6 +83,8 @@ class PickleMachine(StreamReader, ABC):
             stream if isinstance(stream, (bytes, bytearray))
             else memoryview(stream).cast("B"))
         self.end = len(self.data)
+        self.base = 0  # where data[0] is in the stream (run_pieces moves it)
+        self.total = self.end  # the stream's length
         self.pos = 0
         self.at = 0  # where the current opcode starts
         self.stack: list[Any] = []
@@ -78,7 +100,7 @@ class PickleMachine(StreamReader, ABC):
         raise MalformedPickle(reason)
 
     def fail(self, reason: str) -> NoReturn:
-        self.malformed(f"{reason} (opcode at byte {self.at})")
+        self.malformed(f"{reason} (opcode at byte {self.base + self.at})")
 
     def run(self) -> Any:
         """Run to STOP; the value STOP popped. Bytes after the STOP are refused."""
@@ -95,11 +117,56 @@ class PickleMachine(StreamReader, ABC):
                 self.fail(f"unknown opcode {data[at]:#04x}")
             if op(self):
                 break
-        if self.pos != end:
-            extra = end - self.pos
+        return self.stopped()
+
+    def stopped(self) -> Any:
+        """After STOP: the result, unless bytes follow it."""
+        extra = self.total - self.base - self.pos
+        if extra:
             self.malformed(f"{extra} byte{'s' if extra > 1 else ''} after its STOP "
-                           f"(at byte {self.pos - 1})")
+                           f"(at byte {self.base + self.pos - 1})")
         return self.result
+
+    def run_pieces(self, pieces: Iterable[bytes | bytearray | memoryview], total: int,
+                   window: int = WINDOW) -> Any:
+        """``run`` over a stream of ``total`` bytes handed over as consecutive pieces,
+        holding about ``window`` bytes beyond the piece being read (see the docstring)."""
+        win = _Window(iter(pieces), total)
+        self.data, self.base, self.total, self.pos, self.end = win.buf, 0, total, 0, 0
+        try:
+            return self._run_window(win, window)
+        finally:
+            win.buf.clear()  # a fault's traceback keeps this frame: not the window
+
+    def _run_window(self, win: _Window, window: int) -> Any:
+        ops, ready = self._ops, win.ready
+        while True:
+            at = self.base + self.pos
+            skip = ready(at, window)
+            if skip > 0:  # read past, let go of: the window is beyond it
+                self.at, self.base = 0, at
+                self.stack.append(self.skipped(OPCODE_NAMES[win.code], skip - at))
+                self.base, self.pos = skip, 0
+                continue
+            self.base, self.end = win.base, len(win.buf)
+            self.pos = self.at = at - win.base
+            if skip == LINE:
+                self.fail(f"an argument line longer than {window} bytes (not read)")
+            if self.pos >= self.end:
+                self.fail("the stream ends before its STOP")
+            code = win.buf[self.pos]
+            op = ops[code]
+            self.pos += 1
+            if op is None:
+                self.fail(f"unknown opcode {code:#04x}")
+            if op(self):
+                break
+        return self.stopped()
+
+    def skipped(self, name: str, size: int) -> Any:
+        """What a counted argument longer than ``run_pieces``'s window pushes (opcode
+        ``name``, ``size`` bytes with its length): a machine that needs it refuses."""
+        self.fail(f"a {name} argument of {size} bytes, longer than this reader holds")
 
     # -- stack, marks and memo (the C unpickler's checks) ---------------------------------
 
@@ -231,7 +298,7 @@ class PickleMachine(StreamReader, ABC):
 
     def op_FRAME(self) -> None:
         size = self.uint(8)
-        if size > self.end - self.pos:
+        if size > self.total - self.base - self.pos:
             self.fail("frame runs past the end of the stream")
 
     def op_GET(self) -> None:
@@ -490,6 +557,101 @@ class PickleMachine(StreamReader, ABC):
 
     def op_BINPERSID(self) -> None:
         self.stack.append(self.persistent_id(self.pop()))
+
+
+class _Window:
+    """The part of a stream ``run_pieces`` holds: ``buf`` is the stream from ``base`` on,
+    filled from the pieces as opcodes need it; what the machine has read is let go."""
+
+    def __init__(self, pieces: Iterator[bytes | bytearray | memoryview], total: int) -> None:
+        self.pieces, self.total = pieces, total
+        self.buf = bytearray()
+        self.base = 0
+        self.code = 0  # the opcode ``ready`` found
+
+    @property
+    def held(self) -> int:
+        return self.base + len(self.buf)
+
+    def more(self, at: int) -> bool:
+        """Let go of the bytes before ``at`` and add the next piece; False at the end."""
+        piece = next(self.pieces, None)
+        if piece is None:
+            return False
+        if at >= self.held:
+            self.base, self.buf[:] = self.held, b""
+        elif at > self.base:
+            del self.buf[:at - self.base]
+            self.base = at
+        self.buf += piece
+        return True
+
+    def fill(self, at: int, upto: int) -> None:
+        while self.held < min(upto, self.total) and self.more(at):
+            pass
+
+    def ready(self, at: int, window: int) -> int:
+        """Hold the opcode at ``at`` and its whole argument (as much of it as the stream
+        has); 0, or where an argument longer than ``window`` ends (a counted one, to be
+        skipped), or LINE (a line that long)."""
+        buf = self.buf
+        i = at - self.base
+        if i < len(buf):  # the common case: all of it is held already
+            code = self.code = buf[i]
+            kind = _KIND[code]
+            if kind >= 0:
+                if i + 1 + kind <= len(buf):
+                    return 0
+            elif kind == LINE:
+                found = buf.find(b"\n", i + 1)
+                if found >= 0 and (code not in _TWO_LINES or buf.find(b"\n", found + 1) >= 0):
+                    return 0
+            elif i + 1 - kind <= len(buf):
+                size = int.from_bytes(buf[i + 1:i + 1 - kind], "little",
+                                      signed=code == _LONG4)
+                if 0 <= size <= len(buf) - (i + 1 - kind):
+                    return 0
+        return self._ready(at, window)
+
+    def _ready(self, at: int, window: int) -> int:
+        self.fill(at, at + 1)
+        if at >= self.held:
+            return 0
+        code = self.code = self.buf[at - self.base]
+        kind = ARGUMENTS.get(code, 0)
+        if kind == LINE:
+            return self._lines(at, 2 if code in _TWO_LINES else 1, window)
+        if kind >= 0:
+            self.fill(at, at + 1 + kind)
+            return 0
+        self.fill(at, at + 1 - kind)
+        if self.held < at + 1 - kind:
+            return 0  # truncated: the opcode fails as run's would
+        start = at + 1 - self.base
+        size = int.from_bytes(self.buf[start:start - kind], "little", signed=code == _LONG4)
+        end = at + 1 - kind + size
+        if size < 0 or end > self.total:
+            return 0  # it fails as run's would, on what the window holds
+        if end - at <= window:
+            self.fill(at, end)
+            return 0
+        while self.held < end and self.more(self.held):  # let go of it as it is read
+            pass
+        return end
+
+    def _lines(self, at: int, count: int, window: int) -> int:
+        pos = at + 1
+        while count:
+            found = self.buf.find(b"\n", pos - self.base)
+            if found >= 0:
+                pos, count = self.base + found + 1, count - 1
+            elif self.held - at > window:
+                return LINE
+            else:
+                pos = self.held  # no newline before it
+                if not self.more(at):
+                    return 0  # nor after: the opcode fails as run's would
+        return 0
 
 
 # -- what a counted or line argument's bytes make -------------------------------------------

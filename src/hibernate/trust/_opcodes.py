@@ -32,15 +32,18 @@ from __future__ import annotations
 
 import _compat_pickle
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
-from ._machine import MalformedPickle, PickleMachine
+from ._machine import WINDOW, MalformedPickle, PickleMachine
 
-__all__ = ["UNKNOWN", "MalformedPickle", "PickleMachine", "referenced_globals"]
+__all__ = ["UNKNOWN", "MalformedPickle", "PickleMachine", "referenced_globals",
+           "streamed_globals"]
 
 UNKNOWN = ("?", "?")
 _MAX_NAME = 1 << 16  # longer strings are not followed as names: reported as unknown
+# a counted argument too long for the window is one the scan would not have read
+assert WINDOW > 4 * _MAX_NAME
 
 
 class _Other:
@@ -108,6 +111,11 @@ class _Scan(PickleMachine):
     made = decoded = int_line = long_line = float_line = collection = unknown
     reduce = new_object = new_object_ex = instantiate = next_buffer = readonly = unknown
 
+    def skipped(self, name: str, size: int) -> Any:
+        """A counted argument longer than ``run_pieces``'s window: bytes, a long integer or
+        a string too long to be a name, all unknown whatever they hold."""
+        return OTHER
+
     def unchanged(self, *args: Any, **kwargs: Any) -> None:
         """A container filled or an object's state set: it stays what it was."""
 
@@ -120,4 +128,14 @@ def referenced_globals(stream: bytes | bytearray | memoryview) -> Counter[tuple[
     stream the unpickler would not read to its STOP, or with bytes after it."""
     scan = _Scan(stream)
     scan.run()
+    return scan.found
+
+
+def streamed_globals(pieces: Iterable[bytes | bytearray | memoryview], total: int
+                     ) -> Counter[tuple[str, str]]:
+    """``referenced_globals`` of a stream of ``total`` bytes handed over in pieces (a blob's
+    chunks), holding about a piece and ``WINDOW`` bytes: the same answer, except that a line
+    argument longer than ``WINDOW`` (protocol 0 only) is refused (``MalformedPickle``)."""
+    scan = _Scan(b"")
+    scan.run_pieces(pieces, total)
     return scan.found
