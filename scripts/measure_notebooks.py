@@ -7,9 +7,9 @@ the run directory first, so notebooks that read files next to them run as they w
 
 Notebooks whose uninterrupted run fails after the split (they raise on purpose, exit the
 kernel, wait for input, need packages, files or a network not here) are counted as "not
-applicable", with the first error after the split: there is no reference to compare with;
-so are those whose differing cells give other outputs on a second uninterrupted run too
-(times, addresses, unseeded random numbers).
+applicable", with the first error after the split: there is no reference to compare with.
+A cell that differs is run again in a second uninterrupted run: if it gives other outputs
+there too (times, progress bars, unseeded random numbers) it is not compared, and said so.
 Prints one line per notebook and a summary. The kernel is ``python3`` of the interpreter
 that runs this script (run it with a venv's python to measure with that venv's packages).
 """
@@ -59,20 +59,24 @@ def measure(path: Path, timeout: int = 20, replay: bool | str = True) -> tuple[s
     if any(kind == "error" for kind, _ in got.load):
         return "load failed", str(got.load)[:200]
     bad = got.differing()
-    if bad:  # a second uninterrupted run: do those cells give the same outputs every run?
+    noisy: list[int] = []
+    if bad:  # a second uninterrupted run: which of those cells differ on every run anyway?
         with tempfile.TemporaryDirectory() as tmp:
             again = interrupt_and_resume(code, split, Path(tmp), replay=replay,
                                          timeout=timeout, siblings=path.parent).reference
-        if all(got.reference[i] != again[i] for i in bad):
-            i = bad[0]
-            return "not applicable", (f"not deterministic: cell {split + i} "
-                                      f"{got.after[i][:60]!r} gives other outputs on every run")
+        noisy = [i for i in bad if got.reference[i] != again[i]]
         bad = [i for i in bad if got.reference[i] == again[i]]
+        if len(noisy) == len(got.after):
+            return "not applicable", ("not deterministic: every cell after the split gives "
+                                      "other outputs on every run")
+    if bad:
         i = bad[0]
         return "differs", (f"{len(bad)} cell(s); first cell {split + i}: "
                            f"{got.after[i][:80]!r}: {got.reference[i]!r:.150} != "
                            f"{got.resumed[i]!r:.150}")
-    return "equal", f"split at {split} of {len(code)}"
+    note = (f"; not compared, other outputs on every run (times, progress bars): cells "
+            f"{', '.join(str(split + i) for i in noisy)}" if noisy else "")
+    return "equal", f"split at {split} of {len(code)}{note}"
 
 
 def main() -> int:
