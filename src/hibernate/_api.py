@@ -25,6 +25,7 @@ from .format import (
     default_digest,
     features_for,
     header_bytes,
+    is_own,
     read_file_manifest,
     resolve_compression,
     seal_of,
@@ -262,7 +263,8 @@ def file_globals(path: PathLike, *, storage_options: dict[str, Any] | None = Non
     found: dict[tuple[str, str], list[str]] = {}
     with store.open_read(name) as src:
         manifest = read_file_manifest(src, _trust.user_keys())
-        reader = BlobReader(FileSource(src), manifest.blobs, manifest.digest)
+        reader = BlobReader(FileSource(src), manifest.blobs, manifest.digest,
+                            own=is_own(manifest))
         for g in manifest.groups:
             if g.serializer.name != "pickle" or not g.blobs:
                 continue

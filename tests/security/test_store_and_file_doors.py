@@ -28,6 +28,8 @@ from memory import child
 
 from .craft import manifest_of, rewrap
 
+STRANGER_KEY = "5354524e47522d0f1e2d3c4b5a69780f1e2d3c4b5a6978"  # someone else
+
 
 def _record(store: Path, manifest: dict, cid: str = "0123456789abcdef") -> None:
     """An unsigned checkpoint record (format 2) holding ``manifest``."""
@@ -106,16 +108,27 @@ def test_a_tiny_file_declaring_gigabytes_is_refused_before_allocating(fresh) -> 
     assert all(rc == 2 and "1024 times" in err for rc, err in got["cli"]), got["cli"]
 
 
-def test_a_legitimately_compressible_file_loads_with_a_setting(tmp_path: Path,
-                                                              monkeypatch) -> None:
+def test_your_own_compressible_file_loads_and_a_strangers_needs_the_setting(
+        tmp_path: Path, monkeypatch) -> None:
+    """The budget bounds what a hand-built file makes a reader allocate: a file signed with
+    your key (you made it) is held to none, so your 160 MB of zeros load as they are; the
+    same file from someone else is refused unless the setting allows it."""
     zeros = {"z": np.zeros(20_000_000)}  # 160 MB of zeros compress far past 1024x
-    hibernate.save(tmp_path / "z.hib", zeros, compression="small")
-    with pytest.raises(hibernate.FormatError, match="HIBERNATE_MAX_EXPANSION"):
-        hibernate.inspect(tmp_path / "z.hib")
-    monkeypatch.setenv("HIBERNATE_MAX_EXPANSION", "100000")
+    hibernate.save(tmp_path / "mine.hib", zeros, compression="small")
     out: dict = {}
-    assert hibernate.load(tmp_path / "z.hib", out).failed == {}
+    assert hibernate.load(tmp_path / "mine.hib", out).failed == {}
     assert out["z"].shape == (20_000_000,) and not out["z"].any()
+    with monkeypatch.context() as m:
+        m.setenv("HIBERNATE_KEY", STRANGER_KEY)
+        hibernate.save(tmp_path / "theirs.hib", zeros, compression="small")
+    with pytest.raises(hibernate.FormatError, match="HIBERNATE_MAX_EXPANSION"):
+        hibernate.inspect(tmp_path / "theirs.hib")
+    with pytest.raises(hibernate.FormatError, match="HIBERNATE_MAX_EXPANSION"):
+        hibernate.load(tmp_path / "theirs.hib", {}, data_only=True)
+    monkeypatch.setenv("HIBERNATE_MAX_EXPANSION", "100000")
+    out = {}
+    assert hibernate.load(tmp_path / "theirs.hib", out, data_only=True).failed == {}
+    assert not out["z"].any()
 
 
 def _dedup_bomb(store: Path, refs: int, stored: str) -> None:
@@ -198,16 +211,22 @@ def test_checkpoints_sharing_chunks_keep_loading(tmp_path: Path) -> None:
     assert hibernate.load(tmp_path / "c2.hib", {}).failed == {}
 
 
-def test_a_legitimately_compressible_checkpoint_loads_with_the_setting(
+def test_your_own_compressible_checkpoint_loads_and_a_strangers_needs_the_setting(
         tmp_path: Path, monkeypatch) -> None:
     store = tmp_path / "store"
     hibernate.checkpoint(store, {"z": np.zeros(20_000_000)}, compression="small")
-    with pytest.raises(hibernate.FormatError, match="HIBERNATE_MAX_EXPANSION"):
-        hibernate.checkout(store, None, {})
-    monkeypatch.setenv("HIBERNATE_MAX_EXPANSION", "100000")
     out: dict = {}
-    assert hibernate.checkout(store, None, out).failed == {}
-    assert out["z"].shape == (20_000_000,) and not out["z"].any()
+    assert hibernate.checkout(store, None, out).failed == {} and not out["z"].any()
+    theirs = tmp_path / "theirs"
+    with monkeypatch.context() as m:
+        m.setenv("HIBERNATE_KEY", STRANGER_KEY)
+        hibernate.checkpoint(theirs, {"z": np.zeros(20_000_000)}, compression="small")
+    with pytest.raises(hibernate.FormatError, match="HIBERNATE_MAX_EXPANSION"):
+        hibernate.checkout(theirs, None, {}, data_only=True)
+    monkeypatch.setenv("HIBERNATE_MAX_EXPANSION", "100000")
+    out = {}
+    assert hibernate.checkout(theirs, None, out, data_only=True).failed == {}
+    assert out["z"].shape == (20_000_000,)
 
 
 def test_a_pandas_time_zone_never_opens_a_file(fresh) -> None:

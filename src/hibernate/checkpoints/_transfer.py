@@ -26,6 +26,7 @@ from ..format import (
     Manifest,
     features_for,
     header_bytes,
+    is_own,
     read_file_manifest,
     verify_chunk,
 )
@@ -108,7 +109,8 @@ def import_checkpoint(path: str | os.PathLike[str], store: str | os.PathLike[str
                                          for c in b.chunks)) for b in manifest.blobs)
             else:  # digested otherwise: the same bytes, chunked and digested again
                 writer = ChunkWriter(sink, digest=store_digest())
-                reader = BlobReader(FileSource(src), manifest.blobs, manifest.digest)
+                reader = BlobReader(FileSource(src), manifest.blobs, manifest.digest,
+                                    own=is_own(manifest))
                 for i in range(len(manifest.blobs)):
                     writer.add_blob(reader.read(i))
                 blobs = writer.blobs

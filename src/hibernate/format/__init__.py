@@ -36,7 +36,15 @@ from ._manifest import (
     parse_json,
 )
 from ._prefetch import Prefetcher
-from ._reader import MAX_CHUNK, MMAP_MIN, BlobReader, ChunkSource, check_codecs, verify_chunk
+from ._reader import (
+    MAX_CHUNK,
+    MMAP_MIN,
+    BlobReader,
+    ChunkSource,
+    check_codecs,
+    is_own,
+    verify_chunk,
+)
 from ._writer import CHUNK_SIZE, RAW, BlobStream, ChunkSink, ChunkWriter, FastDigests
 
 __all__ = [
@@ -46,6 +54,6 @@ __all__ = [
     "MAGIC", "MAX_CHUNK", "MAX_MANIFEST_BYTES", "MMAP_MIN", "Manifest", "Prefetcher", "RAW",
     "SerializerRef", "Skip", "SkipCode", "canonical_bytes", "check_codecs",
     "check_expansion", "default_digest",
-    "digest_function", "features_for", "header_bytes", "parse_json", "read_file_manifest",
+    "digest_function", "features_for", "header_bytes", "is_own", "parse_json", "read_file_manifest",
     "resolve_compression", "seal_of", "signed_message", "verify_chunk",
 ]

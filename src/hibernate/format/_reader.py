@@ -17,7 +17,7 @@ from __future__ import annotations
 import mmap
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import FormatError, IntegrityError
 from ._codecs import CODECS, Codec
@@ -106,18 +106,27 @@ def verify_chunk(c: Chunk, stored: bytes | bytearray | memoryview, digest: str) 
         raise IntegrityError(f"damaged data: {_where(c)} does not match its digest")
 
 
+def is_own(manifest: Any) -> bool:
+    """The manifest is signed with one of the user's keys (made by the user)."""
+    return str(getattr(manifest, "signature", "")) == "valid"
+
+
 class BlobReader:
     """Reads the blobs of a checked manifest from a source, verifying every chunk."""
 
     def __init__(self, source: ChunkSource, blobs: Sequence[Blob], digest: str,
                  mmap: bool = False, on_bytes: Callable[[int], None] | None = None,
-                 mappable: frozenset[int] = frozenset()) -> None:
+                 mappable: frozenset[int] = frozenset(), own: bool = False) -> None:
         """``mmap``: blobs in ``mappable`` (raw numeric buffers: never a stream that is
-        decoded) may be handed out as views of the mapped file, unchecked."""
+        decoded) may be handed out as views of the mapped file, unchecked. ``own``: the
+        manifest is signed with the user's key, so it is held to no expansion budget (the
+        budget bounds what a hand-built file makes a reader allocate; the user's own zeros
+        compress far past any ratio)."""
         if mmap and not source.can_map:
             raise ValueError("mmap=True needs a .hib file on local disk (remote files and "
                              "checkpoint stores are read, not mapped)")
-        source.check_expansion(blobs)
+        if not own:
+            source.check_expansion(blobs)
         self._source = source
         self._blobs = blobs
         self._hash = digest_function(digest)

@@ -20,7 +20,7 @@ from .._progress import Progress
 from .._reports import LoadReport, environment_differences
 from ..engines import Location
 from ..errors import EngineError, UntrustedFileError
-from ..format import BlobReader, ChunkSource, How, Prefetcher, Skip, SkipCode
+from ..format import BlobReader, ChunkSource, How, Prefetcher, Skip, SkipCode, is_own
 from ..format._manifest import IMPORT, MODULE, SKIPPED, VALUE, Entry, Group, Manifest
 from ..serializers._code import rebuilt_from_source
 from ..serializers._ipc import untrusted
@@ -293,7 +293,8 @@ def restore_from(manifest: Manifest, source: ChunkSource, ns: dict[str, Any], *,
     bar = Progress("loading", sum(b.length for b in manifest.blobs), progress)
     try:
         reader = BlobReader(source, manifest.blobs, manifest.digest, mmap=mmap, on_bytes=bar,
-                            mappable=raw_buffers(manifest) if mmap else frozenset())
+                            mappable=raw_buffers(manifest) if mmap else frozenset(),
+                            own=is_own(manifest))
         return restore(manifest, reader.read, ns, select, trusted, data_only, where, start,
                        keep, location)
     finally:

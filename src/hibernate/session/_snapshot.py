@@ -9,7 +9,7 @@ from typing import Any
 
 from ..engines import Location
 from ..errors import HibernateError, UntrustedFileError
-from ..format import BlobReader, ChunkSource
+from ..format import BlobReader, ChunkSource, is_own
 from ..format._manifest import SKIPPED, Manifest
 from ..storage import ReadHandle
 from ._restore import PROPAGATE, NeedsCode, Restorer, check_trust, describe
@@ -50,7 +50,7 @@ class Snapshot(Mapping[str, Any]):
         self._bytes_read = 0
         self._entries = {e.name: e for e in manifest.entries if e.kind != SKIPPED}
         self._globals = _LazyGlobals(self)
-        reader = BlobReader(source, manifest.blobs, manifest.digest)
+        reader = BlobReader(source, manifest.blobs, manifest.digest, own=is_own(manifest))
         self._restorer = Restorer(manifest, reader.read, self._globals,
                                   restricted=data_only or not trusted, location=location)
 

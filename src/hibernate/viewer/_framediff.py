@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..format import BlobReader, Group, Manifest
+from ..format import BlobReader, Group, Manifest, is_own
 from ..format import ChunkSource as _ChunkSource
 
 __all__ = ["BYTES", "ROWS", "SHOWN", "FrameChange", "frame_change"]
@@ -81,7 +81,7 @@ def _labels(m: Manifest, g: Group, source: _ChunkSource) -> list[Any]:
 
     node = g.meta["columns"]
     used = sorted(set(_refs(node)))
-    reader = BlobReader(source, m.blobs, m.digest)
+    reader = BlobReader(source, m.blobs, m.digest, own=is_own(m))
     buffers = [reader.read(g.blobs[b]) for b in used]
     index: Any = PandasSerializer().load(
         {"kind": "index", "index": _renumber(node, {b: i for i, b in enumerate(used)})},
