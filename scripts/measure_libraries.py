@@ -13,8 +13,9 @@ under a ``test``/``tests`` directory is one session, measured in three fresh pro
    variable's *fingerprint* is taken (below), then its zero-argument ``test*`` functions and
    its ``unittest.TestCase`` tests are called as *probes* (each outcome recorded).
 2. **load**: a fresh interpreter makes a fresh ``__main__`` module (no ``__file__``, as a
-   fresh REPL has none; ``--main-file`` sets it to the script), ``hibernate.load(X.hib, namespace=it)`` with default trust (the
-   file is signed with the same key), fingerprints every restored variable and compares it
+   fresh REPL has none; ``--main-file`` sets it to the script),
+   ``hibernate.load(X.hib, namespace=it)`` with default trust (the file is signed with the
+   same key), fingerprints every restored variable and compares it
    with the original's, then calls the same probes on the restored functions and classes.
 3. **replay**: the same with ``load(..., replay=True)``.
 
@@ -198,7 +199,7 @@ def _slot_names(klass: type) -> list[str]:
 
 def _cell_full(cell: Any) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents
     except ValueError:
         return False
     return True
@@ -556,7 +557,7 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         s[f"{role}_restored"] += len(restored)
         failed = {n: r for n, r in d["failed"].items() if n in names}
         s[f"{role}_failed"] += len(failed)
-        for n, r in failed.items():
+        for r in failed.values():
             key = "fail" if role == "load" else "replay_fail"
             reasons[key][_reason(r)] += 1
         if role == "replay":
@@ -665,8 +666,8 @@ def main() -> int:
     print("\nper library (restored/equal/differs/n/c: default load; replay+: names that "
           "came back only with replay=True; probes: test functions called in both)")
     print(table(head, rows, right=range(1, len(head))))
-    print("load with replay=True: restored {0}, failed {1}, equal {2}, differs {3}, "
-          "probes regressed {4} of {5}".format(
+    print("load with replay=True: restored {}, failed {}, equal {}, differs {}, "
+          "probes regressed {} of {}".format(
               total["replay_restored"], total["replay_failed"], total["replay_equal"],
               total["replay_differs"], total["replay_probes_regressed"],
               total["replay_probes"]))
