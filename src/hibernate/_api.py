@@ -43,9 +43,9 @@ from .session import (
     write_session,
 )
 from .session._engines import EngineWrites, engine_prefixes, previous_prefixes
-from .session._environment import capture_environment, parts_of, restore_environment
+from .session._environment import capture_environment, parts_of
 from .session._meta import session_info
-from .session._replay import attach_slices, check_replay, with_replay
+from .session._replay import attach_slices, check_replay, finish_restore
 from .storage import resolve
 from .trust._opcodes import MalformedPickle, streamed_globals
 
@@ -194,17 +194,7 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
                               data_only=data_only, mmap=mmap, progress=progress,
                               where=os.fspath(path), start=start,
                               location=engine_location(path, storage_options))
-    saved = manifest.sections.get("environment")
-    saved = saved if isinstance(saved, dict) else {}
-    if parts:  # before a replay: its cells may use the magics, options and directory
-        outcome = restore_environment(saved, parts, report.trusted, data_only)
-        report = replace(report, environment_restored=outcome)
-    if replay:
-        report = with_replay(report, manifest, ns, select, replay)
-        again = [p for p in parts if p in ("options", "random", "warnings")]
-        if again and report.replay_plan:  # the replayed cells drew numbers, set options
-            restore_environment(saved, again, report.trusted, data_only)
-    return report
+    return finish_restore(report, manifest, ns, select, parts, replay, data_only)
 
 
 def inspect(path: PathLike, *, storage_options: dict[str, Any] | None = None) -> Manifest:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,17 +50,17 @@ from ..session import (
     write_session,
 )
 from ..session._engines import EngineWrites, engine_records
-from ..session._environment import capture_environment, parts_of, restore_environment
+from ..session._environment import capture_environment, parts_of
 from ..session._identity import ReachesNamespace, identity_ids
 from ..session._meta import session_info
-from ..session._replay import attach_slices, check_replay, with_replay
+from ..session._replay import attach_slices, check_replay, finish_restore
 from ..trust import is_trusted_manifest
 from ._cas import StoreSink, StoreSource, chunk_key, known_chunks
 from ._history import Checkpoint, info
 from ._repo import Repo
 
 __all__ = ["Recorded", "Reuse", "checkout", "checkpoint", "environment_section",
-           "finish_restore", "record_session", "store_features"]
+           "record_session", "store_features"]
 
 Names = Iterable[str] | str | None
 Parts = bool | str | Iterable[str]
@@ -324,26 +324,6 @@ def checkout(store: str | os.PathLike[str], id: str | None = None,
             repo.set_head(cid)
     # last: the environment may change the working directory a relative store is under
     return finish_restore(report, manifest, ns, select, parts, replay, data_only)
-
-
-def finish_restore(report: LoadReport, manifest: Manifest, ns: dict[str, Any],
-                   select: Selector, parts: Iterable[str], replay: bool | str,
-                   data_only: bool) -> LoadReport:
-    """After the names are bound: the environment's ``parts`` (before a replay: its cells may
-    use the directory, options and magics), then the replay, then the data parts again (the
-    replayed cells drew numbers and set options). Trusted parts by ``report.trusted``."""
-    parts = tuple(parts)
-    saved = manifest.sections.get("environment")
-    saved = saved if isinstance(saved, Mapping) else {}
-    if parts:
-        outcome = restore_environment(saved, parts, report.trusted, data_only)
-        report = replace(report, environment_restored=outcome)
-    if replay:
-        report = with_replay(report, manifest, ns, select, replay)
-        again = [p for p in parts if p in ("options", "random", "warnings")]
-        if again and report.replay_plan:
-            restore_environment(saved, again, report.trusted, data_only)
-    return report
 
 
 class _DigestSink:

@@ -30,7 +30,7 @@ import gc
 import os
 import sys
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -40,10 +40,12 @@ from ..errors import UntrustedFileError
 from ..format import How, Kind
 from ..format._manifest import Entry, Manifest
 from ._cells import Cell, effects_in_order
+from ._environment import restore_environment
 from ._naming import Selector, ipython_hidden
 from ._slicing import Slicer
 
-__all__ = ["attach_slices", "check_replay", "record_script_cells", "recorded_cells", "replay",
+__all__ = ["attach_slices", "check_replay", "finish_restore", "record_script_cells",
+           "recorded_cells", "replay",
            "session_cells", "track_failures", "with_replay"]
 
 # Cells of scripts run by ``hibernate run`` and the directory they started in, by id of
@@ -330,3 +332,23 @@ def check_replay(mode: bool | str, data_only: bool, trusted: bool, where: str) -
             f"{where}: replay runs the file's recorded cells, and this file is not yours "
             "(not signed with your key nor on your trust list): look at its cells with "
             "`hibernate trust FILE`, then trust it or load with trust=True")
+
+
+def finish_restore(report: LoadReport, manifest: Manifest, ns: dict[str, Any],
+                   select: Selector, parts: Iterable[str], replay: bool | str,
+                   data_only: bool) -> LoadReport:
+    """After the names are bound: the environment's ``parts`` (before a replay: its cells may
+    use the directory, options and magics), then the replay, then the data parts again (the
+    replayed cells drew numbers and set options). Trusted parts by ``report.trusted``."""
+    parts = tuple(parts)
+    saved = manifest.sections.get("environment")
+    saved = saved if isinstance(saved, Mapping) else {}
+    if parts:
+        outcome = restore_environment(saved, parts, report.trusted, data_only)
+        report = replace(report, environment_restored=outcome)
+    if replay:
+        report = with_replay(report, manifest, ns, select, replay)
+        again = [p for p in parts if p in ("options", "random", "warnings")]
+        if again and report.replay_plan:
+            restore_environment(saved, again, report.trusted, data_only)
+    return report
