@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -161,14 +161,14 @@ def make_app(sources: Sequence[Source], token: str, cookie: str = "hibernate_tok
             return PlainTextResponse("404: the formats are csv, parquet and npy", 404)
         try:
             with src.open(cid) as snapshot:
-                body = encode(snapshot[name], fmt)
+                pieces = encode(snapshot[name], fmt)
         except UntrustedFileError:
             return PlainTextResponse(f"409: {clean(name, 120)} needs code from the file "
                                      "(unpickling) to come back: not loaded here", 409)
         except (Refused, HibernateError) as why:
             return PlainTextResponse(f"409: {clean(why, 300)}", 409)
-        return Response(body, media_type=FORMATS[fmt],
-                        headers={"content-disposition": disposition(name, fmt)})
+        return StreamingResponse(pieces, media_type=FORMATS[fmt],
+                                 headers={"content-disposition": disposition(name, fmt)})
 
     def diff(request: Request) -> HTMLResponse:
         i, src = source(request)

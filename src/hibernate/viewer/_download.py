@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -72,8 +73,14 @@ def _pandas(value: Any) -> Any:
     raise Refused(f"a {t.__module__}.{t.__qualname__} is not a table")
 
 
-def encode(value: Any, fmt: str) -> bytes:
-    """``value`` (read with ``data_only``) as ``fmt``; ``Refused`` when it does not fit."""
+PIECE = 8 << 20   # bytes of an array's memory per piece sent
+ROWS = 65_536     # rows of a frame per CSV piece or Parquet row group
+
+
+def encode(value: Any, fmt: str) -> Iterator[bytes]:
+    """``value`` (read with ``data_only``) as ``fmt``, in pieces to stream: the value is
+    never encoded whole in memory beside itself. ``Refused`` (before any piece) when it
+    does not fit."""
     if fmt not in FORMATS:
         raise Refused(f"unknown format {fmt!r} (csv, parquet or npy)")
     t = type(value)
@@ -82,18 +89,77 @@ def encode(value: Any, fmt: str) -> bytes:
             raise Refused(f"only numpy arrays download as .npy, not {t.__qualname__}")
         if value.dtype.hasobject:
             raise Refused("an array of Python objects is not data (.npy would pickle it)")
-        import numpy as np
-
-        out = io.BytesIO()
-        np.save(out, value, allow_pickle=False)
-        return out.getvalue()
+        return _npy(value)
     frame = _pandas(value)
     if fmt == "csv":
-        keep = type(frame.index).__name__ != "RangeIndex"  # a default index is not data
-        return frame.to_csv(index=keep).encode("utf-8")  # type: ignore[no-any-return]
+        return _csv(frame)
     try:
-        out = io.BytesIO()
-        frame.to_parquet(out)
-    except (ImportError, ValueError, TypeError) as err:
+        import pyarrow as pa  # type: ignore[import-untyped]
+
+        schema = pa.Schema.from_pandas(frame)  # from every row: no piece can disagree
+    except (ImportError, ValueError, TypeError, pa.ArrowException) as err:
         raise Refused(f"cannot write Parquet: {err}") from err
-    return out.getvalue()
+    return _parquet(frame, schema)
+
+
+def _npy(array: Any) -> Iterator[bytes]:
+    """NumPy's ``.npy`` header, then the array's own memory in pieces (a copy only for an
+    array that is contiguous neither way)."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    if not (array.flags.c_contiguous or array.flags.f_contiguous):
+        array = np.ascontiguousarray(array)
+    header = io.BytesIO()
+    fields = npy.header_data_from_array_1_0(array)
+    try:
+        npy.write_array_header_1_0(header, fields)
+    except ValueError:  # a header too long for version 1.0
+        npy.write_array_header_2_0(header, fields)
+    yield header.getvalue()
+    memory = memoryview(array.T if fields["fortran_order"] else array).cast("B")
+    for start in range(0, memory.nbytes, PIECE):
+        yield bytes(memory[start:start + PIECE])
+
+
+def _csv(frame: Any) -> Iterator[bytes]:
+    keep = type(frame.index).__name__ != "RangeIndex"  # a default index is not data
+    for start in range(0, max(len(frame), 1), ROWS):
+        yield frame.iloc[start:start + ROWS].to_csv(index=keep, header=start == 0).encode()
+
+
+class _Pieces(io.RawIOBase):
+    """A write-only file that keeps what was written until it is taken."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        piece = bytes(data)
+        self.parts.append(piece)
+        self.written += len(piece)
+        return len(piece)
+
+    def tell(self) -> int:
+        return self.written
+
+    def take(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def _parquet(frame: Any, schema: Any) -> Iterator[bytes]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    sink = _Pieces()
+    with pq.ParquetWriter(sink, schema) as writer:
+        for start in range(0, max(len(frame), 1), ROWS):
+            writer.write_table(pa.Table.from_pandas(frame.iloc[start:start + ROWS],
+                                                    schema=schema))
+            yield sink.take()
+    yield sink.take()  # the footer
