@@ -172,3 +172,29 @@ print(json.dumps({"width": matplotlib.rcParams["lines.linewidth"],
     assert "not switched with data_only" in data["outcome"]
     theirs = fresh.json('FILE, DATA_ONLY = "theirs.hib", True\n' + probe)
     assert theirs["width"] != 3.5 and "trusted files only" in theirs["outcome"]
+
+
+def test_a_module_imported_from_an_added_sys_path_entry_comes_back(fresh) -> None:
+    """sys.path is put back before the values, so a module the session imported from an
+    entry it added imports again (it failed with ModuleNotFoundError although the same load
+    restored the entry; found by the notebook corpus)."""
+    (fresh.path / "lib").mkdir()
+    (fresh.path / "lib" / "mymod.py").write_text("X = 42\n")
+    fresh.run("""
+        import os, sys, hibernate
+        sys.path.insert(0, os.path.abspath("lib"))
+        import mymod
+        from mymod import X
+        hibernate.save("s.hib", environment=["sys_path"])
+        hibernate.checkpoint("store", environment=["sys_path"])
+    """)
+    got = fresh.json("""
+        import json, hibernate
+        r = hibernate.load("s.hib", environment=True)
+        ns = {}
+        c = hibernate.checkout("store", None, ns, environment=["sys_path"])
+        print(json.dumps({"failed": [r.failed, c.failed], "X": [mymod.X, X, ns["mymod"].X],
+                          "env": [r.environment_restored["sys_path"],
+                                  c.environment_restored["sys_path"]]}))
+    """)
+    assert got == {"failed": [{}, {}], "X": [42, 42, 42], "env": ["restored", "restored"]}

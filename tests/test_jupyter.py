@@ -171,6 +171,25 @@ def test_a_slow_save_in_a_kernel_draws_a_progress_widget(kernels) -> None:
     assert any("hibernate: saving" in t for t in out["text"])
 
 
+def test_names_from_pylab_are_saved_as_the_notebooks_own(kernels) -> None:
+    """%pylab puts numpy and pylab's functions among the names IPython hides; old notebooks
+    use them as their own (np, hist): they are saved by reference and come back, while
+    IPython's own hidden names (In, exit, get_ipython) still are never saved."""
+    k = kernels()
+    for cell in ("%pylab inline", "import numpy as np\na = np.arange(4)",
+                 "%load_ext hibernate\n%hibernate save pylab.hib"):
+        assert k.run(cell)["error"] is None
+    k.close()
+    k = kernels()
+    got = k.json("""
+        import json, hibernate
+        r = hibernate.load("pylab.hib")
+        print(json.dumps([int(np.sum(a)), type(hist).__name__, sorted(
+            n for n in ("In", "Out", "exit", "get_ipython", "_ih") if n in r.restored)]))
+    """)
+    assert got == [6, "function", []]
+
+
 def test_loading_never_overwrites_the_kernels_own_names(kernels, tmp_path: Path) -> None:
     import hibernate
 

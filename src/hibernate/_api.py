@@ -45,7 +45,7 @@ from .session import (
 from .session._engines import EngineWrites, engine_prefixes, previous_prefixes
 from .session._environment import capture_environment, parts_of
 from .session._meta import session_info
-from .session._replay import attach_slices, check_replay, finish_restore
+from .session._replay import attach_slices, begin_restore, check_replay, finish_restore
 from .storage import resolve
 from .trust._opcodes import MalformedPickle, streamed_globals
 
@@ -188,13 +188,14 @@ def load(path: PathLike, namespace: dict[str, Any] | types.ModuleType | None = N
     store, name = resolve(path, storage_options)
     with store.open_read(name) as src:
         manifest = read_file_manifest(src, _trust.user_keys())
-        check_replay(replay, data_only, _trust.is_trusted_manifest(manifest, trust),
-                     os.fspath(path))
+        trusted = _trust.is_trusted_manifest(manifest, trust)
+        check_replay(replay, data_only, trusted, os.fspath(path))
+        early = begin_restore(manifest, parts, trusted, data_only)
         report = restore_from(manifest, FileSource(src), ns, select=select, trust=trust,
                               data_only=data_only, mmap=mmap, progress=progress,
                               where=os.fspath(path), start=start,
                               location=engine_location(path, storage_options))
-    return finish_restore(report, manifest, ns, select, parts, replay, data_only)
+    return finish_restore(report, manifest, ns, select, parts, replay, data_only, early)
 
 
 def inspect(path: PathLike, *, storage_options: dict[str, Any] | None = None) -> Manifest:

@@ -53,7 +53,7 @@ from ..session._engines import EngineWrites, engine_records
 from ..session._environment import capture_environment, parts_of
 from ..session._identity import ReachesNamespace, identity_ids
 from ..session._meta import session_info
-from ..session._replay import attach_slices, check_replay, finish_restore
+from ..session._replay import attach_slices, begin_restore, check_replay, finish_restore
 from ..trust import is_trusted_manifest
 from ._cas import StoreSink, StoreSource, chunk_key, known_chunks
 from ._history import Checkpoint, info
@@ -314,7 +314,9 @@ def checkout(store: str | os.PathLike[str], id: str | None = None,
     source = StoreSource(repo.store, legacy=manifest.format_version < 2)
     select = Selector(include, exclude)
     where = f"{repo.url}@{cid}"
-    check_replay(replay, data_only, is_trusted_manifest(manifest, trust), where)
+    trusted = is_trusted_manifest(manifest, trust)
+    check_replay(replay, data_only, trusted, where)
+    early = begin_restore(manifest, parts, trusted, data_only)
     report = restore_from(manifest, source, ns, select=select, trust=trust,
                           data_only=data_only, mmap=mmap, progress=progress,
                           where=where, start=start, keep=keep,
@@ -323,7 +325,7 @@ def checkout(store: str | os.PathLike[str], id: str | None = None,
         if repo.exists(cid):  # not pruned meanwhile
             repo.set_head(cid)
     # last: the environment may change the working directory a relative store is under
-    return finish_restore(report, manifest, ns, select, parts, replay, data_only)
+    return finish_restore(report, manifest, ns, select, parts, replay, data_only, early)
 
 
 class _DigestSink:

@@ -57,16 +57,16 @@ def machinery_reason(obj: object) -> str | None:
 
 def ipython_hidden(ns: dict[str, object]) -> frozenset[str] | None:
     """When ``ns`` is a running IPython shell's user namespace: the names IPython keeps
-    there for itself (``user_ns_hidden`` plus In/Out/_iN...). None otherwise."""
+    there for itself (In, Out, _ih, get_ipython, exit, _iN...). None otherwise."""
     import sys
 
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     if shell is None or getattr(shell, "user_ns", None) is not ns:
         return None
-    hidden = set(getattr(shell, "user_ns_hidden", {}))
-    hidden.update(n for n in ns if ipython_internal(n))
-    return frozenset(hidden)
+    # IPython's own (In, Out, _ih, exit...), not whatever else it hides: %pylab puts numpy
+    # and pylab's functions in user_ns_hidden too, and notebooks use them as their own
+    return frozenset(n for n in ns if ipython_internal(n))
 
 
 class Selector:

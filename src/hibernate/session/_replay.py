@@ -44,8 +44,8 @@ from ._environment import restore_environment
 from ._naming import Selector, ipython_hidden
 from ._slicing import Slicer
 
-__all__ = ["attach_slices", "check_replay", "finish_restore", "record_script_cells",
-           "recorded_cells", "replay",
+__all__ = ["attach_slices", "begin_restore", "check_replay", "finish_restore",
+           "record_script_cells", "recorded_cells", "replay",
            "session_cells", "track_failures", "with_replay"]
 
 # Cells of scripts run by ``hibernate run`` and the directory they started in, by id of
@@ -334,18 +334,40 @@ def check_replay(mode: bool | str, data_only: bool, trusted: bool, where: str) -
             "`hibernate trust FILE`, then trust it or load with trust=True")
 
 
+# parts put back before the values are: module references may import from their entries
+EARLY = ("sys_path",)
+
+
+def _saved_environment(manifest: Manifest) -> Mapping[str, Any]:
+    saved = manifest.sections.get("environment")
+    return saved if isinstance(saved, Mapping) else {}
+
+
+def begin_restore(manifest: Manifest, parts: Iterable[str], trusted: bool,
+                  data_only: bool) -> dict[str, str]:
+    """Before the values: the early parts of the environment asked for (``sys.path``, so
+    that a module the session imported from an entry it added imports again)."""
+    early = [p for p in parts if p in EARLY]
+    return restore_environment(_saved_environment(manifest), early, trusted,
+                               data_only) if early else {}
+
+
 def finish_restore(report: LoadReport, manifest: Manifest, ns: dict[str, Any],
                    select: Selector, parts: Iterable[str], replay: bool | str,
-                   data_only: bool) -> LoadReport:
-    """After the names are bound: the environment's ``parts`` (before a replay: its cells may
-    use the directory, options and magics), then the replay, then the data parts again (the
-    replayed cells drew numbers and set options). Trusted parts by ``report.trusted``."""
+                   data_only: bool, early: Mapping[str, str] | None = None) -> LoadReport:
+    """After the names are bound: the environment's other ``parts`` (before a replay: its
+    cells may use the directory, options and magics), then the replay, then the data parts
+    again (the replayed cells drew numbers and set options). Trusted parts by
+    ``report.trusted``; ``early``: what ``begin_restore`` did."""
     parts = tuple(parts)
-    saved = manifest.sections.get("environment")
-    saved = saved if isinstance(saved, Mapping) else {}
+    early = early or {}
+    saved = _saved_environment(manifest)
     if parts:
-        outcome = restore_environment(saved, parts, report.trusted, data_only)
-        report = replace(report, environment_restored=outcome)
+        outcome = restore_environment(saved, [p for p in parts if p not in early],
+                                      report.trusted, data_only)
+        done = {**early, **outcome}
+        report = replace(report, environment_restored={
+            p: done[p] for p in [*parts, *done] if p in done})
     if replay:
         report = with_replay(report, manifest, ns, select, replay)
         again = [p for p in parts if p in ("options", "random", "warnings")]
