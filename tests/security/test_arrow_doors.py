@@ -7,6 +7,7 @@ child process: it must exit normally, and its peak memory stay small."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import blake3
 
@@ -86,3 +87,33 @@ def test_an_extension_tagged_field_never_reaches_polars_from_an_untrusted_file(f
     assert proc.returncode == 0, proc.stderr
     failed = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
     assert "extension" in failed["frame"], failed
+
+
+def test_a_time_zone_that_is_a_path_is_refused_even_from_a_trusted_file(fresh) -> None:
+    """A frame whose column labels are an Arrow timestamp with the time zone
+    ``dateutil//etc/passwd`` made pandas open /etc/passwd once looked at, even when the
+    file was trusted (found by the decoder fuzzer, seed 201; untrusted files were already
+    refused). Every Arrow time zone must be a name, whatever the trust: checked with an
+    audit hook on the process that decodes it."""
+    case = Path(__file__).parent / "cases" / "time_zone_path_in_column_labels.json"
+    got = fresh.json(f"""
+        import base64, json, sys
+        import pandas, pyarrow
+        from hibernate import serializers
+        case = json.load(open({str(case)!r}))
+        opened = []
+        sys.addaudithook(lambda event, args: opened.append(str(args[0]))
+                         if event == "open" and "passwd" in str(args[0]) else None)
+        try:
+            frame = serializers.get("pandas").load(
+                case["meta"], [base64.b64decode(b) for b in case["buffers"]])
+            outcome = "loaded"
+            try:  # what a user does next: look at it
+                repr(frame), list(frame.columns)
+            except Exception:
+                pass
+        except ValueError as e:
+            outcome = str(e)
+        print(json.dumps({{"outcome": outcome, "opened": opened}}))
+    """)
+    assert got["opened"] == [] and "time zone that is not a name" in got["outcome"], got

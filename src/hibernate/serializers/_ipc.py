@@ -153,6 +153,23 @@ def _plain(pa: Any, t: Any) -> bool:
                 or types.is_fixed_size_binary(t) or types.is_temporal(t))
 
 
+def _zones_are_names(pa: Any, t: Any) -> bool:
+    """Every time zone in type ``t`` (nested ones too) is a name, never a path."""
+    types = pa.types
+    if isinstance(t, pa.ExtensionType):
+        return _zones_are_names(pa, t.storage_type)
+    if types.is_dictionary(t):
+        return _zones_are_names(pa, t.value_type)
+    if types.is_nested(t):
+        return all(_zones_are_names(pa, t.field(i).type) for i in range(t.num_fields))
+    if types.is_timestamp(t) and t.tz is not None:
+        try:
+            zone_name(t.tz)
+        except ValueError:
+            return False
+    return True
+
+
 def _plain_field(pa: Any, f: Any) -> bool:
     return _EXTENSION_KEY not in (f.metadata or {}) and _plain(pa, f.type)
 
@@ -170,6 +187,9 @@ def read_ipc(buffer: Buffer) -> Any:
         table.validate(full=True)
     except (pa.ArrowException, OSError) as e:
         raise ValueError(f"damaged Arrow data ({e})") from None
+    zones = [f.name for f in table.schema if not _zones_are_names(pa, f.type)]
+    if zones:  # trusted or not: a time zone library would open it as a file
+        raise ValueError(f"Arrow columns {zones[:5]} have a time zone that is not a name")
     if _untrusted.get():
         bad = [f.name for f in table.schema if not _plain_field(pa, f)]
         if bad:
