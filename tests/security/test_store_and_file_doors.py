@@ -184,6 +184,40 @@ def test_a_store_naming_one_tiny_chunk_a_thousand_times_is_refused(fresh, stored
     assert got["grew"] < 64 << 20, got
 
 
+def test_claims_about_missing_objects_cannot_buy_budget_for_a_dedup_bomb(fresh) -> None:
+    """A record's claims are checked only as objects are read, so a second entry that
+    claims 1 GiB of chunk objects which do not exist raised the up-front budget enough to
+    let the dedup bomb through (checkout grew by 1 GiB; found by a review). The reader
+    decompresses only within 1024 times the stored bytes it really fetched."""
+    store = fresh.path / "store"
+    _dedup_bomb(store, 256, "zero")
+    record = next((store / "checkpoints").iterdir())
+    m = json.loads(record.read_bytes()[56:])["manifest"]
+    y = np.arange(8.0)  # a second entry, with chunks claimed and never stored
+    m["blobs"].append({"chunks": [{"digest": f"{i:064x}", "raw": 64 << 20,
+                                   "stored": 64 << 20, "codec": "raw", "offset": 0}
+                                  for i in range(16)]})
+    group = dict(m["groups"][0], id=1, names=["y"], blobs=[len(m["blobs"]) - 1])
+    group["meta"] = dict(group["meta"], shape=[y.size << 23])
+    m["groups"].append(group)
+    m["entries"].append(dict(m["entries"][0], name="y", group=1, shape=[y.size << 23],
+                             size=1 << 30))
+    _record(store, m)
+    got = fresh.json(child("""
+        import json, resource
+        import numpy
+        import hibernate
+        resource.setrlimit(resource.RLIMIT_AS, (_status("VmSize") + (3 << 30), -1))
+        start = reset_peak()
+        out = {}
+        report = hibernate.checkout("store", None, out, data_only=True)
+        print(json.dumps({"failed": report.failed, "restored": sorted(out),
+                          "grew": peak_growth(start)}))
+    """))
+    assert got["grew"] < 64 << 20, got
+    assert got["restored"] == [] and "HIBERNATE_MAX_EXPANSION" in got["failed"]["z"], got
+
+
 def test_a_chunk_that_claims_more_stored_bytes_than_its_object_fails(fresh) -> None:
     _dedup_bomb(fresh.path / "store", 64, "inflated")  # passes the budget, then is held to it
     got = fresh.json(child(BOMB_CHECKOUTS))
@@ -217,6 +251,8 @@ def test_your_own_compressible_checkpoint_loads_and_a_strangers_needs_the_settin
     hibernate.checkpoint(store, {"z": np.zeros(20_000_000)}, compression="small")
     out: dict = {}
     assert hibernate.checkout(store, None, out).failed == {} and not out["z"].any()
+    hibernate.export_checkpoint(store, hibernate.log(store)[0].id, tmp_path / "out.hib")
+    assert hibernate.load(tmp_path / "out.hib", {}).failed == {}  # export: yours too
     theirs = tmp_path / "theirs"
     with monkeypatch.context() as m:
         m.setenv("HIBERNATE_KEY", STRANGER_KEY)

@@ -163,6 +163,9 @@ class FileSource:
         self.concurrent = src.concurrent
         self.can_map = hasattr(src, "map")
 
+    def proven(self) -> int:
+        return self._src.size
+
     def check_expansion(self, blobs: Sequence[Blob]) -> None:
         check_expansion(blobs, self._src.size)
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import mmap
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from .._limits import max_expansion
 from ..errors import FormatError, IntegrityError
 from ._codecs import CODECS, Codec
 from ._digests import digest_function, fetch_pool, later
@@ -46,6 +48,11 @@ class ChunkSource(Protocol):
 
     concurrent: bool
     can_map: bool
+
+    def proven(self) -> int:
+        """Stored bytes known to be there before anything is read: a file's size (its
+        chunks lie inside it); 0 for a store, whose record's claims about its objects are
+        checked only as each is read."""
 
     def check_expansion(self, blobs: Sequence[Blob]) -> None:
         """FormatError, before anything is read, when the blobs declare more raw bytes than
@@ -106,6 +113,31 @@ def verify_chunk(c: Chunk, stored: bytes | bytearray | memoryview, digest: str) 
         raise IntegrityError(f"damaged data: {_where(c)} does not match its digest")
 
 
+class _Budget:
+    """The expansion budget as a reader goes, on the bytes it really fetched: a chunk is
+    decompressed only while everything decompressed stays within ``max_expansion()`` times
+    the stored bytes read or proven there (a file's size), plus one ``FLOOR``. The up-front
+    check reads what the manifest or record claims; this one holds when a claim lies (a
+    store's record can claim any size for a chunk object, and name one tiny object a
+    thousand times)."""
+
+    FLOOR = 16 << 20
+
+    def __init__(self, proven: int) -> None:
+        self._lock = threading.Lock()
+        self._raw, self._stored = 0, proven
+
+    def charge(self, raw: int, stored: int) -> None:
+        with self._lock:
+            self._raw += raw
+            self._stored += stored
+            if self._raw > max_expansion() * self._stored + self.FLOOR:
+                raise FormatError(
+                    f"the data decompresses to more than {max_expansion()} times the "
+                    f"{self._stored} bytes it stores: refused before decompressing (set "
+                    "HIBERNATE_MAX_EXPANSION to read a legitimately compressible file)")
+
+
 def is_own(manifest: Any) -> bool:
     """The manifest is signed with one of the user's keys (made by the user)."""
     return str(getattr(manifest, "signature", "")) == "valid"
@@ -127,6 +159,7 @@ class BlobReader:
                              "checkpoint stores are read, not mapped)")
         if not own:
             source.check_expansion(blobs)
+        self._budget: _Budget | None = None if own else _Budget(source.proven())
         self._source = source
         self._blobs = blobs
         self._hash = digest_function(digest)
@@ -137,11 +170,18 @@ class BlobReader:
     def _fetch(self, c: Chunk, piece: memoryview) -> None:
         if c.codec == "raw":
             self._source.read_raw_into(c, piece)
+            self._charge(c.raw, c.raw)
             return
-        data = _decode(c, self._source.read_chunk(c))
+        stored = self._source.read_chunk(c)
+        self._charge(c.raw, len(stored))  # before it is decompressed
+        data = _decode(c, stored)
         if len(data) != len(piece):
             raise IntegrityError(f"damaged data: {_where(c)} has the wrong length")
         piece[:] = data
+
+    def _charge(self, raw: int, stored: int) -> None:
+        if self._budget is not None:
+            self._budget.charge(raw, stored)
 
     def _fetch_and_hash(self, cp: tuple[Chunk, memoryview]) -> str:
         self._fetch(*cp)
@@ -187,8 +227,11 @@ class BlobReader:
             if c.codec == "raw":
                 data = bytearray(c.raw)
                 self._source.read_raw_into(c, memoryview(data))
+                self._charge(c.raw, c.raw)
             else:
-                data = _decode(c, self._source.read_chunk(c))
+                stored = self._source.read_chunk(c)
+                self._charge(c.raw, len(stored))
+                data = _decode(c, stored)
             if len(data) != c.raw:
                 raise IntegrityError(f"damaged data: {_where(c)} has the wrong length")
             if self._hash(memoryview(data)) != c.digest:
