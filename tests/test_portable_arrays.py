@@ -107,7 +107,9 @@ df = pd.DataFrame({"x": np.arange(100_000), "s": ["a", None] * 50_000,
                    "c": pd.Categorical(["u", "v"] * 50_000)})
 frames = {"df": df, "head": df.head(3)}
 col = pd.Series([1.5, 2.5], index=pd.Index(["p", "q"], name="k"), name="col")
-gens = [np.random.default_rng(4), np.random.RandomState(9), np.random.MT19937(2)]
+gens = [np.random.default_rng(4), np.random.RandomState(9), np.random.MT19937(2),
+        np.random.default_rng(list(range(100))),  # seeds people choose: a long list and
+        np.random.default_rng(np.arange(5, dtype=np.uint32))]  # an array
 for g in gens[:2]:
     g.random(5) if hasattr(g, "random") else g.random_sample(5)
 hibernate.save("frames.hib")
@@ -135,10 +137,13 @@ def test_frames_and_generators_in_containers_load_data_only_as_their_own_forms(f
             "equal": bool(df.equals(want)) and bool(frames["head"].equals(want.head(3))),
             "col": [col.name, col.index.name, col.tolist()],
             "draws": [gens[0].random() == a.random(), gens[1].random_sample() == b.random_sample(),
-                      gens[2].random_raw() == np.random.MT19937(2).random_raw()]}))
+                      gens[2].random_raw() == np.random.MT19937(2).random_raw(),
+                      gens[3].random() == np.random.default_rng(list(range(100))).random(),
+                      gens[4].spawn(1)[0].random() == np.random.default_rng(
+                          np.arange(5, dtype=np.uint32)).spawn(1)[0].random()]}))
     """)
     assert got == {"failed": {}, "same": True, "equal": True, "col": ["col", "k", [1.5, 2.5]],
-                   "draws": [True, True, True]}, got
+                   "draws": [True] * 5}, got
 
 
 class _HostileCall:

@@ -122,18 +122,23 @@ def portable_random_reduce(obj: object) -> tuple[Any, ...] | None:
     return (portable_random, (what, name, state, _seed_of(bg)))
 
 
+MAX_WORDS = 1 << 16  # numbers in a seed's entropy or spawn key (numpy sets no limit)
+
+
 def _small_int(n: object, bits: int = 1 << 12) -> bool:
     return type(n) is int and n >= 0 and n.bit_length() <= bits
 
 
 def _checked_seed(seed: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The ``SeedSequence`` fields, bounded as numpy writes them (an entropy of at most 4096
-    bits or 64 such words, a spawn key of at most 64 small ints): a file's fields are never
-    made into big arrays (``spawn_key=range(1 << 30)`` would be)."""
+    """The ``SeedSequence`` fields, bounded (an entropy of at most ``MAX_WORDS`` numbers of
+    up to 4096 bits, a spawn key of at most ``MAX_WORDS`` small ints): a file's fields are
+    never made into big arrays (``spawn_key=range(1 << 30)`` would be)."""
     entropy, spawn_key, pool_size, children = seed
+    if isinstance(entropy, np.ndarray) and entropy.ndim == 1 and entropy.size <= MAX_WORDS:
+        entropy = [int(w) for w in entropy]  # (written so by hibernate 0.2.0)
     words = entropy if type(entropy) in (tuple, list) else (entropy,)
-    if (len(words) > 64 or not all(_small_int(w) for w in words)
-            or type(spawn_key) is not tuple or len(spawn_key) > 64
+    if (len(words) > MAX_WORDS or not all(_small_int(w) for w in words)
+            or type(spawn_key) is not tuple or len(spawn_key) > MAX_WORDS
             or not all(_small_int(k, 64) for k in spawn_key)
             or type(pool_size) is not int or not 0 < pool_size <= 1 << 10
             or not _small_int(children, 64)):

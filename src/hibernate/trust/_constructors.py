@@ -248,8 +248,8 @@ def _check_random(m: Budget, args: tuple[Any, ...]) -> None:
         refuse("a random generator of something other than names, a state and a seed")
     # the seed's sequences are small as numpy writes them: never a range numpy would expand
     seed = args[3] or ()
-    if any(type(f) not in (int, tuple, list) or (type(f) is not int and len(f) > 64)
-           for f in seed[:2]):
+    if any(type(f) is not int and not (hasattr(f, "__len__") and type(f) is not range
+                                       and len(f) <= 1 << 16) for f in seed[:2]):
         refuse("a random generator whose seed is not a few numbers")
 
 
