@@ -95,9 +95,11 @@ def encode(value: Any, fmt: str) -> Iterator[bytes]:
         return _csv(frame)
     try:
         import pyarrow as pa  # type: ignore[import-untyped]
-
+    except ImportError as err:
+        raise Refused("Parquet needs pyarrow (pip install pyarrow)") from err
+    try:
         schema = pa.Schema.from_pandas(frame)  # from every row: no piece can disagree
-    except (ImportError, ValueError, TypeError, pa.ArrowException) as err:
+    except (ValueError, TypeError, pa.ArrowException) as err:
         raise Refused(f"cannot write Parquet: {err}") from err
     return _parquet(frame, schema)
 
@@ -116,10 +118,15 @@ def _npy(array: Any) -> Iterator[bytes]:
         npy.write_array_header_1_0(header, fields)
     except ValueError:  # a header too long for version 1.0
         npy.write_array_header_2_0(header, fields)
-    yield header.getvalue()
-    memory = memoryview(array.T if fields["fortran_order"] else array).cast("B")
-    for start in range(0, memory.nbytes, PIECE):
-        yield bytes(memory[start:start + PIECE])
+    # the bytes as uint8 (a view: datetimes, empty shapes and all), before the first piece
+    flat = (array.T if fields["fortran_order"] else array).reshape(-1).view(np.uint8)
+    return _pieces(header.getvalue(), flat)
+
+
+def _pieces(header: bytes, flat: Any) -> Iterator[bytes]:
+    yield header
+    for start in range(0, flat.nbytes, PIECE):
+        yield flat[start:start + PIECE].tobytes()
 
 
 def _csv(frame: Any) -> Iterator[bytes]:
