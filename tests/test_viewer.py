@@ -370,7 +370,7 @@ def test_downloads_stream_in_pieces_that_add_up_to_the_value(monkeypatch) -> Non
     pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(b"".join(pieces))), frame)
     for array in (np.arange(300.0).reshape(20, 15), np.asfortranarray(
             np.arange(300).reshape(20, 15)), np.arange(600)[::2],
-            np.arange(40, dtype="datetime64[s]"), np.arange(40, dtype="timedelta64[ms]"),
+            np.arange(0, 40, dtype="datetime64[s]"), np.arange(40).astype("timedelta64[ms]"),
             np.zeros((0, 3)), np.array(2.5), np.arange(50, dtype=">f8")):
         whole = io.BytesIO()
         np.save(whole, array, allow_pickle=False)
