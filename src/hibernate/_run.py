@@ -191,12 +191,15 @@ def _statement_source(text: str, stmt: Any) -> str:
     at ``def``/``class``: replaying it without its decorators would make another value)."""
     import ast
 
-    segment = ast.get_source_segment(text, stmt, padded=True) or ""
     decorators = getattr(stmt, "decorator_list", None) or []
-    if not decorators:
-        return segment
-    first = min(d.lineno for d in decorators)  # each on its own line, above the def
-    return "\n".join([*text.splitlines()[first - 1:stmt.lineno - 1], segment])
+    if decorators:  # from the line of the first (each is on a line of its own, by syntax)
+        import types
+
+        stmt = types.SimpleNamespace(lineno=min(d.lineno for d in decorators), col_offset=0,
+                                     end_lineno=stmt.end_lineno,
+                                     end_col_offset=stmt.end_col_offset)
+    # (ast's own line numbering: a form feed inside a line does not start a new one)
+    return ast.get_source_segment(text, stmt, padded=True) or ""
 
 
 def _decoded(source: bytes) -> str:

@@ -401,11 +401,13 @@ def _restore_ipython(state: Mapping[str, Any]) -> list[str]:
 
 
 def restore_environment(section: Mapping[str, Any], parts: Iterable[str], trusted: bool,
-                        data_only: bool) -> dict[str, str]:
-    """Put back ``parts`` of a saved environment: part -> "restored" or why not. Never
-    raises for what one part cannot do."""
+                        data_only: bool, env_vars: bool = True) -> dict[str, str]:
+    """Put back ``parts`` of a saved environment (and the environment variables it names,
+    unless ``env_vars`` is false): part -> "restored" or why not. Never raises for what one
+    part cannot do."""
     outcome: dict[str, str] = {}
-    for part in [*parts, *(["env_vars"] if "env_vars" in section else [])]:
+    named = env_vars and "env_vars" in section
+    for part in [*parts, *(["env_vars"] if named else [])]:
         if part not in section:
             outcome[part] = "not saved"
             continue

@@ -41,7 +41,7 @@ from ..format import How, Kind
 from ..format._manifest import Entry, Manifest
 from ._cells import Cell, effects_in_order
 from ._environment import restore_environment
-from ._naming import Selector, ipython_hidden
+from ._naming import Selector, ipython_hidden, is_dunder
 from ._slicing import Slicer
 
 __all__ = ["attach_slices", "begin_restore", "check_replay", "finish_restore",
@@ -266,7 +266,7 @@ def replay(manifest: Manifest, ns: dict[str, Any], restored: Sequence[str],
                 and (name not in before or ns[name] is not before[name])}
         # variables of the saved session that the replay made and the namespace lacks
         # (left out by include=): what was replayed reads them, so they stay
-        session = {e.name for e in manifest.entries}
+        session = {e.name for e in manifest.entries if not is_dunder(e.name)}
         extra = {name: ns[name] for name in ns
                  if name not in before and name in session and name not in plan}
     finally:
@@ -348,8 +348,8 @@ def begin_restore(manifest: Manifest, parts: Iterable[str], trusted: bool,
     """Before the values: the early parts of the environment asked for (``sys.path``, so
     that a module the session imported from an entry it added imports again)."""
     early = [p for p in parts if p in EARLY]
-    return restore_environment(_saved_environment(manifest), early, trusted,
-                               data_only) if early else {}
+    return restore_environment(_saved_environment(manifest), early, trusted, data_only,
+                               env_vars=False) if early else {}
 
 
 def finish_restore(report: LoadReport, manifest: Manifest, ns: dict[str, Any],
