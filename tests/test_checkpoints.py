@@ -348,6 +348,19 @@ def test_retain_keeps_the_newest_within_a_count_and_a_size(tmp_path) -> None:
     assert [c.message for c in hibernate.log(store)] == ["c4"]
 
 
+def test_retain_counts_a_shared_chunk_at_its_size_whichever_record_is_read_first(
+        tmp_path) -> None:
+    """A checkpoint that reuses a chunk records it as 0 bytes written: the size cap counts
+    it at the size the checkpoint that wrote it records (it counted 0 when the newer record
+    came first, and kept everything; found by a review)."""
+    store = tmp_path / "store"
+    big = np.random.default_rng(0).random(250_000)  # 2 MB that compress to about as much
+    for i in range(3):  # the same array each time: written once, then reused
+        hibernate.checkpoint(store, {"big": big, "i": i}, message=f"c{i}")
+    assert hibernate.retain(store, max_bytes=1_000_000) != []
+    assert [c.message for c in hibernate.log(store)] == ["c2"]  # the newest is kept
+
+
 def test_checkpoint_and_checkout_carry_the_environment(tmp_path: Path, monkeypatch) -> None:
     import random
 

@@ -138,17 +138,14 @@ class SizeCap:
 
     def count(self, store: str, options: dict[str, Any] | None) -> None:
         """Read every record: the bytes their chunks need, now."""
+        from ._history import object_sizes
         from ._repo import Repo
 
         self.counts += 1
         self.bound = None
         repo = Repo(store, options)
         ids = frozenset(repo.ids())
-        sizes: dict[str, int] = {}
-        for cid in ids:
-            for blob in repo.read(cid)[1].blobs:
-                for chunk in blob.chunks:
-                    sizes.setdefault(chunk.digest, chunk.stored)
+        sizes = object_sizes(repo.read(cid)[1] for cid in ids)
         self.bound, self.ids = sum(sizes.values()), ids
 
 

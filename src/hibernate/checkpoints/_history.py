@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,8 @@ from ..trust import user_keys
 from ._cas import StoreSource, chunk_key, legacy_key
 from ._repo import Repo
 
-__all__ = ["Checkpoint", "Diff", "diff", "info", "log", "log_table", "prune", "retain",
-           "verify"]
+__all__ = ["Checkpoint", "Diff", "diff", "info", "log", "log_table", "object_sizes", "prune",
+           "retain", "verify"]
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,19 @@ def prune(store: str | os.PathLike[str], *, keep_last: int | None = None,
     return removed
 
 
+def object_sizes(manifests: Iterable[Manifest]) -> dict[str, int]:
+    """Each chunk's stored size, by digest, from every record that names it: a record
+    written when the store already had the chunk says 0 for it (it wrote nothing), the one
+    that wrote it says its size."""
+    sizes: dict[str, int] = {}
+    for manifest in manifests:
+        for b in manifest.blobs:
+            for chunk in b.chunks:
+                stored = chunk.stored or (chunk.raw if chunk.codec == "raw" else 0)
+                sizes[chunk.digest] = max(sizes.get(chunk.digest, 0), stored)
+    return sizes
+
+
 def retain(store: str | os.PathLike[str], *, keep_last: int | None = None,
            max_bytes: int | None = None, storage_options: dict[str, Any] | None = None
            ) -> list[str]:
@@ -207,14 +221,17 @@ def retain(store: str | os.PathLike[str], *, keep_last: int | None = None,
     every = _log(repo, all=True)
     n = len(every) if keep_last is None else min(keep_last, len(every))
     if max_bytes is not None:
-        sizes: dict[str, int] = {}
-        fit = 0
+        manifests = {c.id: repo.read(c.id)[1] for c in every}
+        size = object_sizes(manifests.values())
+        needed: set[str] = set()
+        fit = total = 0
         for c in every[:n]:
-            _, manifest = repo.read(c.id)
-            for b in manifest.blobs:
+            for b in manifests[c.id].blobs:
                 for chunk in b.chunks:
-                    sizes.setdefault(chunk.digest, chunk.stored)
-            if fit and sum(sizes.values()) > max_bytes:
+                    if chunk.digest not in needed:
+                        needed.add(chunk.digest)
+                        total += size[chunk.digest]
+            if fit and total > max_bytes:
                 break
             fit += 1
         n = fit
