@@ -15,6 +15,8 @@ __all__ = ["Progress", "origin"]
 
 DELAY = 1.0
 EVERY = 0.2
+# tqdm's own layout with the sizes' unit shown (its default prints "22.9M/22.9M")
+BAR = "{l_bar}{bar}| {n_fmt}iB/{total_fmt}iB [{elapsed}<{remaining}, {rate_fmt}]"
 
 
 def origin() -> str:
@@ -60,7 +62,7 @@ class Progress:
             self._bar = _bar_class()(
                 total=self.total, desc=f"hibernate: {label}", unit="iB", unit_scale=True,
                 unit_divisor=1024, delay=DELAY, mininterval=EVERY, file=sys.stderr,
-                leave=True, dynamic_ncols=True)
+                leave=True, dynamic_ncols=True, bar_format=BAR)
 
     def __call__(self, n: int) -> None:
         self.done += n
