@@ -408,16 +408,19 @@ def test_a_cached_session_function_comes_back_cached(fresh) -> None:
         def square(x):
             return x * x
         fib(20)
+        fib.note = "memoized"  # an attribute of the wrapper itself
         hibernate.save("s.hib")
     """)
     got = fresh.json("""
         import json, hibernate
         r = hibernate.load("s.hib")
         print(json.dumps({"failed": r.failed, "fib": fib(80), "square": square(9),
-                          "params": fib.cache_parameters(), "wrapped": fib.__wrapped__.__name__}))
+                          "params": fib.cache_parameters(), "wrapped": fib.__wrapped__.__name__,
+                          "note": fib.note}))
     """)
     assert got == {"failed": {}, "fib": 23416728348467685, "square": 81,
-                   "params": {"maxsize": 64, "typed": True}, "wrapped": "fib"}
+                   "params": {"maxsize": 64, "typed": True}, "wrapped": "fib",
+                   "note": "memoized"}
 
 
 def test_weak_containers_come_back_working_with_the_entries_still_held(fresh) -> None:

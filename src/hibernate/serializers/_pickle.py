@@ -178,7 +178,8 @@ def _set_cell(cell: types.CellType, state: tuple[object]) -> types.CellType:
 
 # ---- reducers ---------------------------------------------------------------------------
 
-_LRU = type(functools.lru_cache(None)(lambda: None))  # functools._lru_cache_wrapper
+_LRU = type(functools.lru_cache(None)(lambda: None))
+_MISSING = object()  # functools._lru_cache_wrapper
 
 def _function_reduce(func: types.FunctionType) -> tuple[Any, ...]:
     state = {
@@ -199,7 +200,11 @@ def lru_cached(func: Callable[..., Any], maxsize: int | None, typed: bool) -> An
 
 def _lru_reduce(wrapper: Any) -> tuple[Any, ...]:
     params = wrapper.cache_parameters()
-    return (lru_cached, (wrapper.__wrapped__, params["maxsize"], params["typed"]))
+    # attributes set on the wrapper itself (update_wrapper copies the function's again)
+    own = {k: v for k, v in vars(wrapper).items()
+           if k != "__wrapped__" and vars(wrapper.__wrapped__).get(k, _MISSING) is not v}
+    return (lru_cached, (wrapper.__wrapped__, params["maxsize"], params["typed"]),
+            own or None)
 
 
 # Weak containers as new ones holding the same entries: an entry stays while its referent
