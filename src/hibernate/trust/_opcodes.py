@@ -35,7 +35,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
-from ._machine import WINDOW, MalformedPickle, PickleMachine
+from ._machine import MalformedPickle, PickleMachine
+from ._window import WINDOW
 
 __all__ = ["UNKNOWN", "MalformedPickle", "PickleMachine", "referenced_globals",
            "streamed_globals"]
