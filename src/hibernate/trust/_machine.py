@@ -8,8 +8,9 @@ STOP; a stream that goes on after it (inside a frame too) is refused. Each fault
 ``run`` reads a stream held in memory; ``run_pieces`` the same stream handed over in pieces
 (a blob's chunks), holding only a window (``_window.Window``): before each opcode, the
 opcode and its whole argument (so every check sees what ``run`` would), unless the
-argument is longer than the window: a counted one is then skipped unread and pushed as ``skipped`` says, a line is
-refused. Either way a pickle of any size is read holding at most about a window and a piece.
+argument is longer than the window: a counted one is then skipped unread and pushed as
+``skipped`` says, a line is refused. Either way a pickle of any size is read holding at
+most about a window and a piece.
 
 The machine decodes every argument (``_stream.StreamReader``); subclasses say what a value
 is. It pushes None, True,
