@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shlex
 from typing import Any
 
@@ -124,15 +123,11 @@ def _options(pairs: list[str]) -> dict[str, Any] | None:
 
 
 def display(obj: object) -> None:
-    """IPython's ``display``. Showing a report never moves the session's random state (it
-    may just have been restored): rich draws from the global ``random`` when imported."""
+    """IPython's ``display`` (the table library keeps the session's random state itself:
+    see ``_text``)."""
     from IPython.display import display as _display
 
-    state = random.getstate()
-    try:
-        _display(obj)  # type: ignore[no-untyped-call]
-    finally:
-        random.setstate(state)
+    _display(obj)  # type: ignore[no-untyped-call]
 
 
 def run_magic(shell: Any, line: str) -> None:
